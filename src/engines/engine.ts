@@ -1,0 +1,89 @@
+/**
+ * The engine contract: what the `kvm` and `soft` engines provide to the machine.
+ *
+ * Modelled on Cloud Hypervisor's `Hypervisor`/`Vm`/`Vcpu` traits. The engine owns
+ * guest RAM and the vCPUs and runs them; the machine hands it a `VmOps`, through
+ * which every port and MMIO access the engine cannot handle itself reaches the
+ * device buses. Devices therefore never see the engine.
+ */
+
+import type { AccessSize } from '../machine/bus.js';
+import type { InterruptController } from '../machine/interrupts.js';
+import type { GuestMemory } from '../machine/memory.js';
+import type { CpuState } from './cpu-state.js';
+
+export type EngineName = 'kvm' | 'soft';
+
+/** Why a VM's run ended. */
+export type VmExit =
+  | { readonly kind: 'poweroff' }
+  | { readonly kind: 'reset' }
+  /** The guest wrote `value` to isa-debug-exit; the VMM exits with `(value << 1) | 1`. */
+  | { readonly kind: 'debug-exit'; readonly value: number }
+  | { readonly kind: 'triple-fault'; readonly vcpu: number }
+  | { readonly kind: 'internal-error'; readonly message: string; readonly vcpu?: number }
+  /** The host asked the VM to stop (Ctrl-A x, a signal, an API call). */
+  | { readonly kind: 'stopped' };
+
+/** Callbacks from the engine into the machine (Cloud Hypervisor's VmOps). */
+export interface VmOps {
+  pioRead(port: number, size: AccessSize): number;
+  pioWrite(port: number, size: AccessSize, value: number): void;
+  mmioRead(address: number, size: AccessSize): number;
+  mmioWrite(address: number, size: AccessSize, value: number): void;
+}
+
+export interface VmOptions {
+  /** Guest RAM in bytes. */
+  ramSize: number;
+  /** Number of vCPUs; vCPU 0 is the bootstrap processor. */
+  vcpuCount: number;
+}
+
+/** Raised when an engine cannot run on this host; `message` says why in one line. */
+export class EngineUnavailableError extends Error {
+  constructor(
+    readonly engine: EngineName,
+    reason: string,
+  ) {
+    super(`${engine} engine unavailable: ${reason}`);
+    this.name = 'EngineUnavailableError';
+  }
+}
+
+/** One virtual CPU. */
+export interface EngineVcpu {
+  readonly index: number;
+  /** Reads the architectural state; valid while the VM is not running (before run, paused or ended). */
+  getState(): CpuState;
+  /** Replaces the architectural state; valid while the VM is not running. */
+  setState(state: CpuState): void;
+}
+
+export interface EngineVm {
+  readonly engine: EngineName;
+  /** Guest RAM, owned by the engine, visible without copies. */
+  readonly memory: GuestMemory;
+  /** Where devices' interrupt lines and MSIs go. */
+  readonly interrupts: InterruptController;
+  readonly vcpus: readonly EngineVcpu[];
+  /**
+   * Runs every vCPU until the VM ends and resolves with the reason. The host's
+   * event loop keeps running meanwhile (timers, stdin, disk I/O).
+   */
+  run(ops: VmOps): Promise<VmExit>;
+  /** Ends `run()` with `exit`, kicking every vCPU out of guest code. Safe to call from device code. */
+  requestExit(exit: VmExit): void;
+  /** Stops every vCPU at an instruction boundary; resolves once none runs guest code. */
+  pause(): Promise<void>;
+  /** Continues after `pause()`. */
+  resume(): void;
+  /** Releases every resource (threads, file descriptors, memory). Idempotent. */
+  destroy(): void;
+}
+
+export interface Engine {
+  readonly name: EngineName;
+  /** Creates a VM; throws EngineUnavailableError if this engine cannot run here. */
+  createVm(options: VmOptions): Promise<EngineVm>;
+}
