@@ -50,3 +50,51 @@ export function ramRanges(ramSize: number): RamRange[] {
     { guestBase: MMIO_HOLE_END, size: ramSize - MMIO_HOLE_START },
   ];
 }
+
+/**
+ * Legacy I/O ports and ISA interrupt lines (GSIs) of the platform. The values
+ * match a QEMU PC so that test kernels written for QEMU run unchanged.
+ */
+export const Ports = {
+  PIC_MASTER: 0x20,
+  PIT: 0x40,
+  I8042_DATA: 0x60,
+  /** Port 0x61: PIT channel 2 gate and speaker. */
+  SYSTEM_CONTROL_B: 0x61,
+  I8042_COMMAND: 0x64,
+  RTC: 0x70,
+  /** POST diagnostic port; writes are accepted and dropped. */
+  POST: 0x80,
+  PIC_SLAVE: 0xa0,
+  /** pc-testdev: 0xe0-0xe7. */
+  PC_TESTDEV: 0xe0,
+  /** isa-debug-exit (only with --debug-exit). */
+  DEBUG_EXIT: 0xf4,
+  COM1: 0x3f8,
+  /** ELCR: edge/level control for the PIC, 0x4d0-0x4d1. */
+  ELCR: 0x4d0,
+  /** fw_cfg selector (16-bit) at 0x510, data at 0x511, DMA address at 0x514. */
+  FW_CFG: 0x510,
+  /** ACPI PM block: PM1a_EVT at +0 (4 bytes), PM1a_CNT at +4 (2 bytes), PM_TMR at +8 (4 bytes), GPE0 at +0x20. */
+  ACPI_PM: 0x600,
+  /** PCI configuration mechanism #1 (0xcf8 address, 0xcfc data). */
+  PCI_CONFIG: 0xcf8,
+  /** The reset control register; writing 0x06 (or 0x0e) resets the machine. Also the FADT reset register. */
+  RESET_CONTROL: 0xcf9,
+} as const;
+
+/** ISA interrupt lines (GSIs, identity-mapped to IOAPIC pins except IRQ0 → pin 2). */
+export const Irqs = {
+  PIT: 0,
+  KEYBOARD: 1,
+  COM1: 4,
+  RTC: 8,
+  /** The ACPI system control interrupt. */
+  ACPI_SCI: 9,
+  MOUSE: 12,
+} as const;
+
+/** Number of IOAPIC pins (GSIs 0-23). */
+export const IOAPIC_PINS = 24;
+/** MMIO page of the pc-testdev ("iomem") used by kvm-unit-tests' emulator tests. */
+export const PC_TESTDEV_MMIO = 0xff000000;
