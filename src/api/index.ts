@@ -1,0 +1,62 @@
+/**
+ * typevisor's library API: create, run, drive and tear down virtual machines
+ * from TypeScript. The CLI is built on exactly this surface.
+ *
+ * ```ts
+ * import { createVirtualMachine } from 'typevisor';
+ * const vm = await createVirtualMachine({
+ *   kernelPath: 'bzImage', cmdline: 'console=ttyS0', memory: '256M',
+ *   onConsoleOutput: (bytes) => process.stdout.write(bytes),
+ * });
+ * const exit = await vm.run();
+ * vm.destroy();
+ * ```
+ */
+
+import { ConfigError, parseCpuCount, parseEngine, parseMemorySize, validateMemorySize, type EngineChoice } from '../vmm/config.js';
+import { VirtualMachine } from '../vmm/virtual-machine.js';
+
+export { VirtualMachine, VmSetupError } from '../vmm/virtual-machine.js';
+export { ConfigError, type VmConfig, type EngineChoice } from '../vmm/config.js';
+export { exitStatusFor, describeExit, ExitStatus } from '../vmm/exit-status.js';
+export type { VmExit, EngineName } from '../engines/engine.js';
+
+export interface CreateVirtualMachineOptions {
+  kernelPath: string;
+  initrdPath?: string;
+  cmdline?: string;
+  /** Guest RAM: bytes as a number, or a size string such as "256M" (default "256M"). */
+  memory?: number | string;
+  cpus?: number;
+  engine?: EngineChoice;
+  debugExit?: boolean;
+  noReboot?: boolean;
+  /** Receives the guest's serial output. */
+  onConsoleOutput?: (bytes: Uint8Array) => void;
+  /** Receives one-line notices such as the engine choice. */
+  onNotice?: (line: string) => void;
+}
+
+/**
+ * Validates `options` (throwing ConfigError or VmSetupError with one clear line)
+ * and builds a VM ready to `run()`.
+ */
+export async function createVirtualMachine(options: CreateVirtualMachineOptions): Promise<VirtualMachine> {
+  const memoryBytes = typeof options.memory === 'number' ? options.memory : parseMemorySize(options.memory ?? '256M');
+  validateMemorySize(memoryBytes);
+  const cpus = parseCpuCount(String(options.cpus ?? 1));
+  const engine = parseEngine(options.engine ?? 'auto');
+  if (typeof options.kernelPath !== 'string' || options.kernelPath === '') throw new ConfigError('kernelPath is required');
+  return VirtualMachine.create({
+    kernelPath: options.kernelPath,
+    initrdPath: options.initrdPath,
+    cmdline: options.cmdline ?? '',
+    memoryBytes,
+    cpus,
+    engine,
+    debugExit: options.debugExit ?? false,
+    noReboot: options.noReboot ?? false,
+    ...(options.onConsoleOutput ? { onConsoleOutput: options.onConsoleOutput } : {}),
+    ...(options.onNotice ? { onNotice: options.onNotice } : {}),
+  });
+}

@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseCommandLine, UsageError } from './args.js';
+
+test('run with every option', () => {
+  const cmd = parseCommandLine(['run', '--kernel', 'k', '--initrd', 'i', '--append', 'console=ttyS0 quiet', '--memory', '512M', '--cpus', '2', '--engine', 'kvm', '--debug-exit', '--no-reboot']);
+  assert.equal(cmd.kind, 'run');
+  assert.ok(cmd.kind === 'run');
+  assert.deepEqual(cmd.config, {
+    kernelPath: 'k', initrdPath: 'i', cmdline: 'console=ttyS0 quiet', memoryBytes: 512 * 1024 * 1024,
+    cpus: 2, engine: 'kvm', debugExit: true, noReboot: true,
+  });
+});
+
+test('defaults: 256M, 1 CPU, auto engine', () => {
+  const cmd = parseCommandLine(['run', '--kernel=k']);
+  assert.ok(cmd.kind === 'run');
+  assert.equal(cmd.config.memoryBytes, 256 * 1024 * 1024);
+  assert.equal(cmd.config.cpus, 1);
+  assert.equal(cmd.config.engine, 'auto');
+  assert.equal(cmd.config.cmdline, '');
+});
+
+test('bad input gives one-line usage errors', () => {
+  const cases: [string[], RegExp][] = [
+    [['run'], /missing --kernel/],
+    [['run', '--kernel', 'k', '--cpus', '0'], /out of range/],
+    [['run', '--kernel', 'k', '--cpus', '1000'], /out of range/],
+    [['run', '--kernel', 'k', '--memory', 'big'], /invalid memory size/],
+    [['run', '--kernel', 'k', '--memory', '1M'], /too small/],
+    [['run', '--kernel', 'k', '--memory', '100T'], /too large/],
+    [['run', '--kernel', 'k', '--engine', 'tcg'], /unknown engine/],
+    [['run', '--kernel', 'k', '--bogus'], /bogus/],
+    [['launch'], /unknown command/],
+  ];
+  for (const [argv, re] of cases) {
+    assert.throws(() => parseCommandLine(argv), (e: Error) => e instanceof UsageError && re.test(e.message) && !e.message.includes('\n'), argv.join(' '));
+  }
+});
+
+test('help and version', () => {
+  assert.equal(parseCommandLine([]).kind, 'help');
+  assert.equal(parseCommandLine(['--version']).kind, 'version');
+  assert.equal(parseCommandLine(['run', '--help']).kind, 'help');
+});

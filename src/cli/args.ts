@@ -1,0 +1,89 @@
+/**
+ * Command-line parsing for `typevisor`: turns argv into a validated command,
+ * or a UsageError whose message is the one line the user sees.
+ */
+
+import { parseArgs } from 'node:util';
+import { ConfigError, parseCpuCount, parseEngine, parseMemorySize, validateMemorySize, type VmConfig } from '../vmm/config.js';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const USAGE = `Usage:
+  typevisor run --kernel FILE [--initrd FILE] [--append "ARGS"] [--memory 256M]
+                [--cpus N] [--engine kvm|soft|auto] [--debug-exit] [--no-reboot]
+  typevisor --version | --help
+
+Options for run:
+  --kernel FILE     Linux bzImage or vmlinux, or a multiboot kernel
+  --initrd FILE     initial ramdisk (Linux) or first module (multiboot)
+  --append ARGS     kernel command line
+  --memory SIZE     guest RAM, e.g. 256M or 2G (default 256M)
+  --cpus N          number of vCPUs (default 1)
+  --engine E        kvm, soft or auto (default auto)
+  --debug-exit      attach isa-debug-exit at port 0xf4: a write of v exits with (v << 1) | 1
+  --no-reboot       end the VM when the guest resets instead of rebooting it
+
+Console: on a terminal, Ctrl-A x quits and Ctrl-A h shows help.
+Exit status: 0 on guest power-off, the debug-exit status, or non-zero on an error.
+`;
+
+export type Command = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: VmConfig };
+
+const DEFAULT_MEMORY = '256M';
+
+export function parseCommandLine(argv: readonly string[]): Command {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') return { kind: 'help' };
+  if (argv[0] === '--version' || argv[0] === '-V') return { kind: 'version' };
+  const [sub, ...rest] = argv;
+  if (sub !== 'run') throw new UsageError(`unknown command "${sub}" (try: typevisor run --kernel FILE)`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        kernel: { type: 'string' },
+        initrd: { type: 'string' },
+        append: { type: 'string' },
+        memory: { type: 'string', short: 'm' },
+        cpus: { type: 'string' },
+        engine: { type: 'string' },
+        'debug-exit': { type: 'boolean' },
+        'no-reboot': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    // node:util errors are one sentence; keep only the first line.
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+  const v = parsed.values;
+  if (v.help === true) return { kind: 'help' };
+  if (v.kernel === undefined) throw new UsageError('missing --kernel FILE (the guest kernel to boot)');
+  try {
+    const memoryBytes = parseMemorySize(v.memory ?? DEFAULT_MEMORY);
+    validateMemorySize(memoryBytes);
+    return {
+      kind: 'run',
+      config: {
+        kernelPath: v.kernel,
+        initrdPath: v.initrd,
+        cmdline: v.append ?? '',
+        memoryBytes,
+        cpus: parseCpuCount(v.cpus ?? '1'),
+        engine: parseEngine(v.engine ?? 'auto'),
+        debugExit: v['debug-exit'] === true,
+        noReboot: v['no-reboot'] === true,
+      },
+    };
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+}

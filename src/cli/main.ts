@@ -1,0 +1,106 @@
+/**
+ * The `typevisor` command-line frontend: parses flags, builds a VirtualMachine,
+ * connects the guest's serial console to the terminal (raw mode with Ctrl-A
+ * escapes on a TTY, plain bytes when piped) and turns the VM's end into the
+ * process exit status. Every failure is one line on stderr.
+ */
+
+import { readFileSync } from 'node:fs';
+import { ConsoleEscapeFilter, ESCAPE_HELP } from './console-escape.js';
+import { parseCommandLine, USAGE, UsageError } from './args.js';
+import { VirtualMachine, VmSetupError } from '../vmm/virtual-machine.js';
+import { describeExit, exitStatusFor, ExitStatus } from '../vmm/exit-status.js';
+import type { VmConfig } from '../vmm/config.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function fail(message: string, status: number = ExitStatus.BAD_INPUT): number {
+  process.stderr.write(`typevisor: ${message}\n`);
+  return status;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (e) {
+    if (e instanceof UsageError) return fail(e.message);
+    throw e;
+  }
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version':
+      process.stdout.write(`typevisor ${version()}\n`);
+      return 0;
+    case 'run':
+      return runVm(command.config);
+  }
+}
+
+async function runVm(config: VmConfig): Promise<number> {
+  let vm: VirtualMachine;
+  try {
+    vm = await VirtualMachine.create({
+      ...config,
+      onConsoleOutput: (bytes) => process.stdout.write(bytes),
+      onNotice: (line) => process.stderr.write(`typevisor: ${line}\n`),
+    });
+  } catch (e) {
+    if (e instanceof VmSetupError) return fail(e.message);
+    throw e;
+  }
+  const detach = attachConsoleInput(vm);
+  const onSignal = (): void => vm.stop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const exit = await vm.run();
+    const line = describeExit(exit);
+    if (line !== undefined) process.stderr.write(`\ntypevisor: ${line}\n`);
+    return exitStatusFor(exit);
+  } catch (e) {
+    if (e instanceof VmSetupError) return fail(e.message);
+    return fail(`internal error: ${(e as Error).message}`, ExitStatus.INTERNAL_ERROR);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    detach();
+    vm.destroy();
+  }
+}
+
+/** Forwards stdin to the guest's serial port; returns a function that undoes everything. */
+function attachConsoleInput(vm: VirtualMachine): () => void {
+  const stdin = process.stdin;
+  const tty = stdin.isTTY;
+  const escapes = new ConsoleEscapeFilter();
+  if (tty) {
+    stdin.setRawMode(true);
+    process.stderr.write('typevisor: console attached; press Ctrl-A x to quit, Ctrl-A h for help\r\n');
+  }
+  const onData = (chunk: Buffer): void => {
+    if (!tty) {
+      vm.sendConsoleInput(chunk);
+      return;
+    }
+    const { forward, commands } = escapes.feed(chunk);
+    if (forward.length > 0) vm.sendConsoleInput(forward);
+    for (const c of commands) {
+      if (c === 'quit') vm.stop();
+      else process.stderr.write(ESCAPE_HELP);
+    }
+  };
+  stdin.on('data', onData);
+  stdin.on('error', () => undefined);
+  return () => {
+    stdin.off('data', onData);
+    if (tty) stdin.setRawMode(false);
+    stdin.pause();
+    stdin.unref?.();
+  };
+}
