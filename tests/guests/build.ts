@@ -32,6 +32,8 @@ interface GuestSpec {
   readonly sources: readonly string[];
   /** Output file name in out/. */
   readonly output: string;
+  /** Link address of a multiboot guest (default 1 MiB). */
+  readonly loadAddress?: number;
 }
 
 const MULTIBOOT_GUESTS = ['serial-echo', 'multiboot-info', 'smp', 'interrupts', 'reboot', 'exit-status', 'pio-loop', 'cpu-loop'];
@@ -44,6 +46,8 @@ export const GUESTS: readonly GuestSpec[] = [
     sources: name === 'smp' ? ['smp.c', 'lib/ap-trampoline.S'] : [`${name}.c`],
     output: `${name}.elf`,
   })),
+  // A multiboot-to-Linux-64-bit boot shim, linked at 32 MiB: lets QEMU run linux64-zeropage.
+  { name: 'linux64-shim', kind: 'multiboot', sources: ['linux64-shim.c', 'linux64-shim-enter.S'], output: 'linux64-shim.elf', loadAddress: 0x2000000 },
   { name: 'multiboot-info-aout', kind: 'multiboot-aout', sources: ['multiboot-info.c'], output: 'multiboot-info-aout.bin' },
   { name: 'linux64-zeropage-bzimage', kind: 'linux64', sources: [], output: 'linux64-zeropage.bzImage' },
   { name: 'linux64-zeropage-vmlinux', kind: 'linux64', sources: [], output: 'linux64-zeropage.vmlinux' },
@@ -178,12 +182,14 @@ async function buildAll(paths: GuestPaths, tmp: string, ldExtra: readonly string
 
   const lib32 = [...LIB_COMMON, ...LIB_32_ONLY].map((f) => objName(f, '.32'));
   const lib64 = LIB_COMMON.map((f) => objName(f, '.64'));
-  const ld32 = (out: string, objs: string[]) =>
-    run('ld', ['-m', 'elf_i386', '-nostdlib', '-static', ...ldExtra, '-T', path.join(src, 'lib', 'multiboot.ld'), '-o', out, ...objs], tmp);
+  const ld32 = (out: string, objs: string[], loadAddress?: number) =>
+    run('ld', ['-m', 'elf_i386', '-nostdlib', '-static', ...ldExtra,
+      ...(loadAddress === undefined ? [] : [`--defsym=__load_addr=0x${loadAddress.toString(16)}`]),
+      '-T', path.join(src, 'lib', 'multiboot.ld'), '-o', out, ...objs], tmp);
 
   for (const g of GUESTS) {
     if (g.kind !== 'multiboot') continue;
-    await ld32(g.output, ['boot32.o', ...g.sources.map((s) => objName(s, '.32')), ...lib32]);
+    await ld32(g.output, ['boot32.o', ...g.sources.map((s) => objName(s, '.32')), ...lib32], g.loadAddress);
   }
   // a.out kludge: the multiboot header carries the load addresses; ship a flat binary.
   await ld32('multiboot-info-aout.elf', ['boot32-aout.o', 'multiboot-info-aout.32.o', ...lib32]);

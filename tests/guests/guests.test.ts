@@ -103,6 +103,8 @@ interface OracleCase {
   stdin?: string;
   reply?: { match: string; send: string };
   noReboot?: boolean;
+  /** Guest whose output path is passed as the multiboot module (-initrd). */
+  module?: string;
   status: number;
   expect: (string | RegExp)[];
 }
@@ -128,12 +130,21 @@ const oracleCases: OracleCase[] = [
   { guest: 'exit-status', append: 'code=21 size=4', status: 43, expect: ['writing 21 to port 0xf4 with a 4-byte OUT'] },
   { guest: 'pio-loop', append: 'count=1000', status: 1, expect: ['1000 writes to port 0x80', /^PASS pio-loop$/m] },
   { guest: 'cpu-loop', append: 'iters=1000', status: 1, expect: ['cpu-loop: checksum 0x', /^PASS cpu-loop$/m] },
+  {
+    guest: 'linux64-shim', module: 'linux64-zeropage-bzimage', append: '-- console=ttyS0 answer=42', status: 1,
+    expect: ['header version 0x20f', 'cmdline: console=ttyS0 answer=42', /^PASS linux64-zeropage\/cs-long$/m, /^PASS linux64-zeropage$/m],
+  },
+  {
+    guest: 'linux64-shim', module: 'linux64-zeropage-vmlinux', append: '-- from=elf', status: 1,
+    expect: ['cmdline: from=elf', /^PASS linux64-zeropage\/e820-ram-1m$/m, /^PASS linux64-zeropage$/m],
+  },
 ];
 
 for (const c of oracleCases) {
-  const label = `${c.guest}${c.smp ? ` -smp ${c.smp}` : ''}${c.append ? ` "${c.append}"` : ''}${c.noReboot ? ' -no-reboot' : ''}`;
+  const label = `${c.guest}${c.smp ? ` -smp ${c.smp}` : ''}${c.append ? ` "${c.append}"` : ''}${c.noReboot ? ' -no-reboot' : ''}${c.module ? ` -initrd ${c.module}` : ''}`;
   void test(`QEMU oracle: ${label}`, { skip: qemuSkip }, async () => {
-    const result = await runUnderQemu(guests[c.guest], { append: c.append, smp: c.smp, stdin: c.stdin, reply: c.reply, noReboot: c.noReboot, timeoutMs: 60000 });
+    const result = await runUnderQemu(guests[c.guest], { append: c.append, smp: c.smp, stdin: c.stdin, reply: c.reply, noReboot: c.noReboot, timeoutMs: 60000,
+      extraArgs: c.module ? ['-initrd', guests[c.module]] : undefined });
     const context = `${result.command}\n${result.output}${result.stderr}`;
     assert.equal(result.timedOut, false, `timed out:\n${context}`);
     assert.equal(result.status, c.status, `exit status:\n${context}`);

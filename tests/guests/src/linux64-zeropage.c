@@ -84,8 +84,9 @@ void linux64_main(uptr bp) {
   /* The setup header copied into the zero page. */
   check(RD16(BP_BOOT_FLAG) == 0xaa55, "boot-flag", "boot_flag=0x%x", RD16(BP_BOOT_FLAG));
   check(RD32(BP_HEADER) == 0x53726448, "hdrs-magic", "header=0x%08x, want \"HdrS\"", RD32(BP_HEADER));
-  check(RD16(BP_VERSION) == 0x020f, "version", "version=0x%x, want 0x20f", RD16(BP_VERSION));
-  check(RD8(BP_SETUP_SECTS) == 1, "setup-sects", "setup_sects=%u, want 1", RD8(BP_SETUP_SECTS));
+  /* Informational: a loader that copied our bzImage header shows 0x20f and 1;
+   * one that booted the ELF vmlinux synthesises the header and may leave them 0. */
+  print("linux64-zeropage: header version 0x%x, setup_sects %u\n", RD16(BP_VERSION), RD8(BP_SETUP_SECTS));
   check(RD8(BP_TYPE_OF_LOADER) == 0xff, "type-of-loader", "type_of_loader=0x%x, want 0xff", RD8(BP_TYPE_OF_LOADER));
 
   /* The command line. */
