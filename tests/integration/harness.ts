@@ -68,3 +68,9 @@ export function kvmSkipReason(): string | undefined {
   if (!existsSync('/dev/kvm')) return '/dev/kvm does not exist on this host';
   return undefined;
 }
+
+/** Why integration tests for `engine` cannot run on this host, or undefined. */
+export function engineSkipReason(engine: 'kvm' | 'soft'): string | undefined {
+  if (engine === 'kvm') return kvmSkipReason();
+  return undefined;
+}

@@ -1,0 +1,103 @@
+/**
+ * Integration tests: the project's bare-metal guests booted by the real
+ * `typevisor run` CLI on each engine, checking console output and exit status.
+ */
+
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildGuests } from '../guests/build.js';
+import { runCli, engineSkipReason, type CliResult } from './harness.js';
+
+let guests: Record<string, string> = {};
+let buildProblem: string | undefined;
+
+before(async () => {
+  try {
+    guests = await buildGuests();
+  } catch (e) {
+    buildProblem = (e as Error).message;
+  }
+});
+
+function expectPass(r: CliResult, name: string): void {
+  assert.equal(r.timedOut, false, `${name} timed out; output:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, new RegExp(`^PASS ${name}$`, 'm'), r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, /^FAIL /m);
+  assert.equal(r.status, 1, `status ${r.status}; stderr: ${r.stderr}`);
+}
+
+for (const engine of ['kvm', 'soft'] as const) {
+  describe(`test guests under --engine ${engine}`, { skip: engineSkipReason(engine) }, () => {
+    const run = (guest: string, extra: string[] = [], options: Parameters<typeof runCli>[1] = {}): Promise<CliResult> => {
+      if (buildProblem !== undefined) throw new Error(`test guests could not be built: ${buildProblem}`);
+      return runCli(['run', '--engine', engine, '--debug-exit', '--memory', '128M', '--kernel', guests[guest]!, ...extra], { timeoutMs: 120_000, ...options });
+    };
+
+    test('serial output and input: the guest echoes a piped line', async () => {
+      const r = await run('serial-echo', [], { stdin: 'hello world\n' });
+      assert.match(r.stdout, /hello from serial/);
+      assert.match(r.stdout, /HELLO WORLD/);
+      assert.match(r.stdout, /got: hello world/);
+      expectPass(r, 'serial-echo');
+    });
+
+    for (const kind of ['bzimage', 'vmlinux'] as const) {
+      test(`Linux 64-bit entry (${kind}): the guest checks its zero page`, async () => {
+        const r = await run(`linux64-zeropage-${kind}`, ['--append', 'console=ttyS0 hello=1']);
+        assert.match(r.stdout, /cmdline: console=ttyS0 hello=1$/m);
+        for (const check of ['efer-lma', 'cs-long', 'hdrs-magic', 'type-of-loader', 'e820-ram-1m', 'acpi-rsdp-valid']) {
+          assert.match(r.stdout, new RegExp(`^PASS linux64-zeropage/${check}$`, 'm'), check);
+        }
+        expectPass(r, 'linux64-zeropage');
+      });
+    }
+
+    test('multiboot entry (ELF32): magic, memory info, command line, memory map', async () => {
+      const r = await run('multiboot-info', ['--append', 'hello=world']);
+      assert.match(r.stdout, /cmdline: .*hello=world/);
+      expectPass(r, 'multiboot-info');
+    });
+
+    test('multiboot entry (a.out kludge)', async () => {
+      const r = await run('multiboot-info-aout', ['--append', 'aout']);
+      expectPass(r, 'multiboot-info-aout');
+    });
+
+    for (const cpus of [1, 2, 4]) {
+      test(`SMP: ${cpus} vCPU(s) started through INIT/SIPI, each printing its APIC ID`, async () => {
+        const r = await run('smp', ['--cpus', String(cpus)]);
+        for (let id = 1; id < cpus; id++) assert.match(r.stdout, new RegExp(`^cpu ${id} up$`, 'm'));
+        assert.match(r.stdout, new RegExp(`^all ${cpus} cpus up$`, 'm'));
+        expectPass(r, 'smp');
+      });
+    }
+
+    test('timer interrupts (LAPIC, PIT via IOAPIC) and UART interrupts (THRE, RX) are delivered', async () => {
+      const r = await run('interrupts', [], { stdin: 'x', stdinAfter: 'send a byte', keepStdinOpen: false });
+      for (const check of ['lapic-oneshot', 'lapic-periodic', 'pit-ioapic', 'uart-thre', 'uart-rx']) {
+        assert.match(r.stdout, new RegExp(`^PASS interrupts/${check}$`, 'm'), check);
+      }
+      expectPass(r, 'interrupts');
+    });
+
+    test('reboot through the i8042 restarts the guest with its RAM kept', async () => {
+      const r = await run('reboot');
+      assert.match(r.stdout, /rebooting/);
+      assert.match(r.stdout, /boot 2 \(memory kept across the reset\)/);
+      expectPass(r, 'reboot');
+    });
+
+    test('reboot with --no-reboot ends the VM with status 0', async () => {
+      const r = await run('reboot', ['--no-reboot']);
+      assert.match(r.stdout, /rebooting/);
+      assert.doesNotMatch(r.stdout, /boot 2/);
+      assert.equal(r.status, 0, r.stderr);
+    });
+
+    test('debug-exit status is (v << 1) | 1 for 1-, 2- and 4-byte writes', async () => {
+      assert.equal((await run('exit-status', ['--append', 'code=7'])).status, 15);
+      assert.equal((await run('exit-status', ['--append', 'code=21 size=4'])).status, 43);
+      assert.equal((await run('exit-status', ['--append', 'code=0x40 size=2'])).status, 129);
+    });
+  });
+}
