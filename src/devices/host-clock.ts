@@ -81,7 +81,7 @@ export class ManualClock implements HostClock, HostTimers {
       this.now = Math.max(this.now, next.due);
       next.callback();
     }
-    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i]!.cancelled) this.pending.splice(i, 1);
+    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i].cancelled) this.pending.splice(i, 1);
     this.now = end;
   }
 

@@ -20,7 +20,7 @@ function makeUart(options: { hold?: boolean } = {}) {
   return { pic, sent, uart, out, inb };
 }
 
-test('Linux autoconfig: scratch, IER, loopback MSR probe and 16550A FIFO detection', () => {
+void test('Linux autoconfig: scratch, IER, loopback MSR probe and 16550A FIFO detection', () => {
   const { out, inb } = makeUart();
   out(UartReg.SCR, 0xa5);
   assert.equal(inb(UartReg.SCR), 0xa5);
@@ -41,7 +41,7 @@ test('Linux autoconfig: scratch, IER, loopback MSR probe and 16550A FIFO detecti
   assert.equal(inb(UartReg.IIR_FCR), 0x01); // no interrupt pending
 });
 
-test('kvm-unit-tests serial init and polled output', () => {
+void test('kvm-unit-tests serial init and polled output', () => {
   const { out, inb, sent } = makeUart();
   out(UartReg.LCR, inb(UartReg.LCR) | 0x80);
   out(UartReg.DATA, 0x01);
@@ -60,7 +60,7 @@ test('kvm-unit-tests serial init and polled output', () => {
   assert.equal(inb(UartReg.LSR) & 0x60, 0x60, 'THRE and TEMT stay set');
 });
 
-test('THR-empty interrupt: raised on enable, acknowledged by IIR read, re-armed by THR write', () => {
+void test('THR-empty interrupt: raised on enable, acknowledged by IIR read, re-armed by THR write', () => {
   const { out, inb, pic } = makeUart();
   out(UartReg.MCR, 0x0b); // DTR RTS OUT2
   out(UartReg.IIR_FCR, 0xc7);
@@ -79,7 +79,7 @@ test('THR-empty interrupt: raised on enable, acknowledged by IIR read, re-armed 
   assert.equal(inb(UartReg.IIR_FCR) & 0x0f, 0x02);
 });
 
-test('OUT2 gates the interrupt line; loopback mode drives nothing', () => {
+void test('OUT2 gates the interrupt line; loopback mode drives nothing', () => {
   const { out, inb, pic } = makeUart();
   out(UartReg.IER, 0x02);
   assert.equal(pic.level(IRQ), false, 'pending but OUT2 clear');
@@ -94,7 +94,7 @@ test('OUT2 gates the interrupt line; loopback mode drives nothing', () => {
   assert.equal(pic.level(IRQ), false);
 });
 
-test('RX interrupt follows the FIFO trigger level (character timeout below it)', () => {
+void test('RX interrupt follows the FIFO trigger level (character timeout below it)', () => {
   const { out, inb, pic, uart } = makeUart();
   out(UartReg.IIR_FCR, 0x81); // FIFO on, trigger 8
   out(UartReg.MCR, 0x08);
@@ -115,7 +115,7 @@ test('RX interrupt follows the FIFO trigger level (character timeout below it)',
   assert.equal(inb(UartReg.IIR_FCR), 0xc4);
 });
 
-test('input larger than the FIFO is delivered completely and in order', () => {
+void test('input larger than the FIFO is delivered completely and in order', () => {
   const { out, inb, uart } = makeUart();
   out(UartReg.IIR_FCR, 0x81);
   out(UartReg.IER, 0x01);
@@ -131,7 +131,7 @@ test('input larger than the FIFO is delivered completely and in order', () => {
   assert.equal(inb(UartReg.LSR) & 0x02, 0, 'no overrun');
 });
 
-test('input queued before the driver is ready survives FIFO clears and discard reads', () => {
+void test('input queued before the driver is ready survives FIFO clears and discard reads', () => {
   const { out, inb, uart } = makeUart();
   uart.receive(new TextEncoder().encode('echo hi\n'));
   // Driver start-up: clear FIFOs, read LSR/RBR/IIR/MSR to clear state.
@@ -148,7 +148,7 @@ test('input queued before the driver is ready survives FIFO clears and discard r
   assert.equal(s, 'echo hi\n');
 });
 
-test('polling guests can receive when input is not held back', () => {
+void test('polling guests can receive when input is not held back', () => {
   const { inb, uart } = makeUart({ hold: false });
   uart.receive(new Uint8Array([0x61]));
   assert.equal(inb(UartReg.LSR) & 0x01, 1);
@@ -156,7 +156,7 @@ test('polling guests can receive when input is not held back', () => {
   assert.equal(inb(UartReg.LSR) & 0x01, 0);
 });
 
-test('loopback returns transmitted bytes; overrun sets OE and a line-status interrupt', () => {
+void test('loopback returns transmitted bytes; overrun sets OE and a line-status interrupt', () => {
   const { out, inb, sent } = makeUart();
   out(UartReg.MCR, 0x10);
   out(UartReg.DATA, 0x55);
@@ -182,7 +182,7 @@ test('loopback returns transmitted bytes; overrun sets OE and a line-status inte
   assert.deepEqual(sent, []);
 });
 
-test('modem status deltas in loopback raise the modem-status interrupt and clear on MSR read', () => {
+void test('modem status deltas in loopback raise the modem-status interrupt and clear on MSR read', () => {
   const { out, inb, pic } = makeUart();
   out(UartReg.MCR, 0x10);
   inb(UartReg.MSR);
@@ -198,7 +198,7 @@ test('modem status deltas in loopback raise the modem-status interrupt and clear
   assert.equal(pic.level(IRQ), false);
 });
 
-test('interrupt priority: line status > received data > THR empty', () => {
+void test('interrupt priority: line status > received data > THR empty', () => {
   const { out, inb, uart } = makeUart();
   out(UartReg.IER, 0x07);
   uart.receive(new Uint8Array([9]));
@@ -207,7 +207,7 @@ test('interrupt priority: line status > received data > THR empty', () => {
   assert.equal(inb(UartReg.IIR_FCR), 0x02);
 });
 
-test('wide accesses split into byte registers', () => {
+void test('wide accesses split into byte registers', () => {
   const { uart } = makeUart();
   uart.write(UartReg.LCR, 2, 0x0b03); // LCR=3, MCR=0x0b
   assert.equal(uart.read(UartReg.LCR, 2), 0x0b03);
