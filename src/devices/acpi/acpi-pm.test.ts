@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ACPI_PM_TIMER_32BIT, ACPI_S5_SLP_TYP, AcpiPm, AcpiPmLayout, Pm1Event } from './acpi-pm.js';
 import { ManualClock } from '../host-clock.js';
-import { EventLog, RecordingInterruptController } from '../test-support.js';
+import { EventLog, RecordingInterruptController } from '../fakes.js';
 
 const SCI = 9;
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DebugExit, debugExitStatus } from './debug-exit.js';
-import { EventLog } from '../test-support.js';
+import { EventLog } from '../fakes.js';
 
 void test('writes raise debug-exit with the value; reads return 0', () => {
   const log = new EventLog();

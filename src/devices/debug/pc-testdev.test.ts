@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PcTestdev, PC_TESTDEV_MMIO_SIZE } from './pc-testdev.js';
-import { RecordingInterruptController } from '../test-support.js';
+import { RecordingInterruptController } from '../fakes.js';
 
 void test('scratch register at 0xe0: widths and byte offsets (emulator.c / realmode.c io tests)', () => {
   const dev = new PcTestdev({ interrupts: new RecordingInterruptController() });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CmosRtc, RtcIndex, periodicIntervalMs } from './cmos-rtc.js';
 import { ManualClock } from '../host-clock.js';
-import { RecordingInterruptController } from '../test-support.js';
+import { RecordingInterruptController } from '../fakes.js';
 import { GiB, MiB } from '../../machine/layout.js';
 
 const START = Date.UTC(2024, 0, 15, 13, 34, 56); // a Monday

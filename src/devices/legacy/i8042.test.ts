@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { I8042Controller, I8042_INITIAL_COMMAND_BYTE } from './i8042.js';
-import { EventLog, RecordingInterruptController } from '../test-support.js';
+import { EventLog, RecordingInterruptController } from '../fakes.js';
 
 function makeController(withAux = false) {
   const pic = new RecordingInterruptController();

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResetControl, SystemControlPortA } from './reset-control.js';
-import { EventLog } from '../test-support.js';
+import { EventLog } from '../fakes.js';
 
 void test('0xcf9: bit 2 resets (0x06 and 0x0e, and kvm-unit-tests 0 then 4); other writes do not', () => {
   const log = new EventLog();

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Uart16550, UartReg } from './uart-16550.js';
-import { RecordingInterruptController } from '../test-support.js';
+import { RecordingInterruptController } from '../fakes.js';
 
 const IRQ = 4;
 
@@ -13,7 +13,7 @@ function makeUart(options: { hold?: boolean } = {}) {
   const uart = new Uart16550({
     irq: pic.line(IRQ),
     onTransmit: (b) => sent.push(b),
-    holdInputUntilRxInterruptEnabled: options.hold ?? true,
+    rtsFlowControl: options.hold ?? true,
   });
   const out = (reg: number, v: number) => uart.write(reg, 1, v);
   const inb = (reg: number) => uart.read(reg, 1);
@@ -97,7 +97,7 @@ void test('OUT2 gates the interrupt line; loopback mode drives nothing', () => {
 void test('RX interrupt follows the FIFO trigger level (character timeout below it)', () => {
   const { out, inb, pic, uart } = makeUart();
   out(UartReg.IIR_FCR, 0x81); // FIFO on, trigger 8
-  out(UartReg.MCR, 0x08);
+  out(UartReg.MCR, 0x0a); // RTS, OUT2
   out(UartReg.IER, 0x01);
   assert.equal(pic.level(IRQ), false);
   uart.receive(new Uint8Array([1, 2, 3, 4, 5]));
@@ -118,7 +118,7 @@ void test('RX interrupt follows the FIFO trigger level (character timeout below 
 void test('input larger than the FIFO is delivered completely and in order', () => {
   const { out, inb, uart } = makeUart();
   out(UartReg.IIR_FCR, 0x81);
-  out(UartReg.IER, 0x01);
+  out(UartReg.MCR, 0x03);
   const input = new Uint8Array(10000);
   for (let i = 0; i < input.length; i++) input[i] = (i * 7 + 3) & 0xff;
   uart.receive(input.subarray(0, 3000));
@@ -143,12 +143,14 @@ void test('input queued before the driver is ready survives FIFO clears and disc
   inb(UartReg.MSR);
   out(UartReg.IIR_FCR, 0x81);
   out(UartReg.IER, 0x05);
+  assert.equal(inb(UartReg.LSR) & 0x01, 0, 'held while RTS is low');
+  out(UartReg.MCR, 0x0b); // the tty opens: DTR, RTS, OUT2
   let s = '';
   while (inb(UartReg.LSR) & 0x01) s += String.fromCharCode(inb(UartReg.DATA));
   assert.equal(s, 'echo hi\n');
 });
 
-void test('polling guests can receive when input is not held back', () => {
+void test('without flow control, input is delivered at once', () => {
   const { inb, uart } = makeUart({ hold: false });
   uart.receive(new Uint8Array([0x61]));
   assert.equal(inb(UartReg.LSR) & 0x01, 1);
@@ -200,6 +202,7 @@ void test('modem status deltas in loopback raise the modem-status interrupt and 
 
 void test('interrupt priority: line status > received data > THR empty', () => {
   const { out, inb, uart } = makeUart();
+  out(UartReg.MCR, 0x02);
   out(UartReg.IER, 0x07);
   uart.receive(new Uint8Array([9]));
   assert.equal(inb(UartReg.IIR_FCR), 0x04);

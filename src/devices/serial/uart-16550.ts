@@ -12,10 +12,12 @@
  * Host input goes into an unbounded host-side queue. The receive FIFO is a
  * window onto the first 16 (or, with FIFOs disabled, 1) bytes of that queue,
  * refilled as the guest reads RBR, so input larger than the FIFO is never
- * overrun. Until the guest enables the receive-data interrupt (IER.ERBFI) the
- * window is closed: the probe and start-up code of a driver (which clears the
- * FIFO and reads RBR to discard junk) cannot eat input that was queued before
- * the guest was ready. FIFO clears only discard loopback data; host bytes stay
+ * overrun. The host side honours hardware flow control: while the guest
+ * holds MCR.RTS low the window is closed, as a terminal on a flow-controlled
+ * line stops sending. Drivers raise RTS only once the port is open (Linux's
+ * 8250 does so after its start-up has cleared the FIFO and read RBR to discard
+ * junk; kvm-unit-tests and polled guests set it at init), so input queued
+ * before the guest was ready is never eaten. FIFO clears only discard loopback data; host bytes stay
  * queued. The character-timeout interrupt fires without delay whenever the
  * FIFO holds fewer bytes than the trigger level (no timer is needed).
  */
@@ -91,11 +93,10 @@ export interface Uart16550Options {
   /** Called once per byte the guest transmits (not in loopback mode). Keep it cheap. */
   readonly onTransmit: (byte: number) => void;
   /**
-   * Hold host input back until the guest enables the receive interrupt
-   * (default true). Set false for guests that poll LSR.DR without ever
-   * enabling interrupts.
+   * Deliver host input only while the guest asserts MCR.RTS (default true),
+   * like a line with hardware flow control. False delivers it at once.
    */
-  readonly holdInputUntilRxInterruptEnabled?: boolean;
+  readonly rtsFlowControl?: boolean;
 }
 
 export class Uart16550 implements BusDevice {
@@ -131,7 +132,7 @@ export class Uart16550 implements BusDevice {
   constructor(options: Uart16550Options) {
     this.irq = options.irq;
     this.onTransmit = options.onTransmit;
-    this.holdInput = options.holdInputUntilRxInterruptEnabled ?? true;
+    this.holdInput = options.rtsFlowControl ?? true;
   }
 
   /** Queues host bytes for the guest to receive. Nothing is ever dropped. */
@@ -334,7 +335,7 @@ export class Uart16550 implements BusDevice {
   /** Bytes currently in the receive FIFO (or holding register). */
   private receiveCount(): number {
     if (this.mcr & MCR_LOOP) return this.loopCount;
-    if (this.holdInput && !(this.ier & IER_ERBFI)) return 0;
+    if (this.holdInput && !(this.mcr & MCR_RTS)) return 0;
     const capacity = this.fifoCapacity();
     return this.hostCount < capacity ? this.hostCount : capacity;
   }
