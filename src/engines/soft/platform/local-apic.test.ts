@@ -37,7 +37,7 @@ function setup(vcpuCount = 2, tscHz = 2e9) {
   const woken: number[] = [];
   const platform = createSoftPlatform({ vcpuCount, clock, onWake: (i) => woken.push(i) });
   const [bsp, ap] = platform.lapicModels;
-  return { clock, platform, bsp: bsp!, ap: ap!, woken };
+  return { clock, platform, bsp: bsp, ap: ap, woken };
 }
 
 type Apic = ReturnType<typeof setup>['bsp'];
@@ -61,10 +61,10 @@ function bitSet(apic: Apic, base: number, vector: number): boolean {
 function msr(apic: Apic, index: number): [ok: boolean, lo: number, hi: number] {
   const out = new Uint32Array(2);
   const ok = apic.readMsr(index, out);
-  return [ok, out[0]!, out[1]!];
+  return [ok, out[0], out[1]];
 }
 
-test('power-up state: version, IDs, APIC base, masked LVTs, BSP LINT0 in ExtINT', () => {
+void test('power-up state: version, IDs, APIC base, masked LVTs, BSP LINT0 in ExtINT', () => {
   const { bsp, ap } = setup();
   assert.equal(rd(bsp, APIC_LVR), 0x00050014);
   assert.equal(rd(bsp, APIC_ID), 0);
@@ -83,7 +83,7 @@ test('power-up state: version, IDs, APIC base, masked LVTs, BSP LINT0 in ExtINT'
   assert.equal(bsp.mmioRead(APIC_LVR + 2, 1), 0x05);
 });
 
-test('fixed interrupts are dropped while the APIC is software-disabled', () => {
+void test('fixed interrupts are dropped while the APIC is software-disabled', () => {
   const { bsp } = setup();
   selfIpi(bsp, 0x40);
   assert.equal(bsp.pendingVector(), -1);
@@ -99,7 +99,7 @@ test('fixed interrupts are dropped while the APIC is software-disabled', () => {
   assert.equal(rd(bsp, APIC_LVTT), 0x30 | LVT_MASKED);
 });
 
-test('TPR masks lower priority classes and PPR follows TPR and ISR', () => {
+void test('TPR masks lower priority classes and PPR follows TPR and ISR', () => {
   const { bsp } = setup();
   enable(bsp);
   selfIpi(bsp, 0x45);
@@ -116,7 +116,7 @@ test('TPR masks lower priority classes and PPR follows TPR and ISR', () => {
   assert.equal(rd(bsp, APIC_PROCPRI), 0x3f);
 });
 
-test('IRR -> ISR -> EOI with nested priorities', () => {
+void test('IRR -> ISR -> EOI with nested priorities', () => {
   const { bsp } = setup();
   enable(bsp);
   selfIpi(bsp, 0x31);
@@ -145,7 +145,7 @@ test('IRR -> ISR -> EOI with nested priorities', () => {
   assert.equal(bsp.acknowledge(), 0xff);
 });
 
-test('level-triggered vectors set TMR; edge ones clear it', () => {
+void test('level-triggered vectors set TMR; edge ones clear it', () => {
   const { bsp } = setup();
   enable(bsp);
   selfIpi(bsp, 0x50, true);
@@ -156,7 +156,7 @@ test('level-triggered vectors set TMR; edge ones clear it', () => {
   assert.ok(!bitSet(bsp, APIC_TMR, 0x50));
 });
 
-test('one-shot timer fires exactly when due; current count decrements with the divider', () => {
+void test('one-shot timer fires exactly when due; current count decrements with the divider', () => {
   const { bsp, clock, platform, woken } = setup();
   enable(bsp);
   wr(bsp, APIC_TDCR, 0xb); // divide by 1
@@ -189,7 +189,7 @@ test('one-shot timer fires exactly when due; current count decrements with the d
   assert.equal(platform.nextDeadlineNs(), Infinity);
 });
 
-test('a masked timer expires without an interrupt', () => {
+void test('a masked timer expires without an interrupt', () => {
   const { bsp, clock, platform } = setup();
   enable(bsp);
   wr(bsp, APIC_LVTT, 0x30 | LVT_MASKED);
@@ -200,7 +200,7 @@ test('a masked timer expires without an interrupt', () => {
   assert.equal(rd(bsp, APIC_TMCCT), 0);
 });
 
-test('periodic timer reloads and coalesces missed periods', () => {
+void test('periodic timer reloads and coalesces missed periods', () => {
   const { bsp, clock, platform } = setup();
   enable(bsp);
   wr(bsp, APIC_TDCR, 0xb);
@@ -223,7 +223,7 @@ test('periodic timer reloads and coalesces missed periods', () => {
   assert.equal(rd(bsp, APIC_TMCCT), 50);
 });
 
-test('switching periodic to one-shot lets the count run down to 0 and stay', () => {
+void test('switching periodic to one-shot lets the count run down to 0 and stay', () => {
   const { bsp, clock, platform } = setup();
   enable(bsp);
   wr(bsp, APIC_TDCR, 0xb);
@@ -244,7 +244,7 @@ test('switching periodic to one-shot lets the count run down to 0 and stay', () 
   assert.equal(platform.nextDeadlineNs(), Infinity);
 });
 
-test('TSC-deadline timer: fires at the TSC value, reads back 0 afterwards, ignores TMICT', () => {
+void test('TSC-deadline timer: fires at the TSC value, reads back 0 afterwards, ignores TMICT', () => {
   const { bsp, clock, platform } = setup(1, 2e9);
   enable(bsp);
   // Not in TSC-deadline mode: writes are ignored and the MSR reads 0.
@@ -271,7 +271,7 @@ test('TSC-deadline timer: fires at the TSC value, reads back 0 afterwards, ignor
   assert.equal(platform.nextDeadlineNs(), Infinity);
 });
 
-test('x2APIC: enable through IA32_APIC_BASE, MSR registers, and #GP cases', () => {
+void test('x2APIC: enable through IA32_APIC_BASE, MSR registers, and #GP cases', () => {
   const { bsp, ap } = setup();
   const out = new Uint32Array(2);
   // x2APIC MSRs #GP in xAPIC mode.
@@ -318,7 +318,7 @@ test('x2APIC: enable through IA32_APIC_BASE, MSR registers, and #GP cases', () =
   assert.deepEqual(msr(bsp, 0x1b), [true, 0xfee00900, 0]);
 });
 
-test('xAPIC IPIs between two APICs: physical, logical flat and cluster, broadcast shorthands', () => {
+void test('xAPIC IPIs between two APICs: physical, logical flat and cluster, broadcast shorthands', () => {
   const { bsp, ap } = setup();
   enable(bsp);
   enable(ap);
@@ -369,7 +369,7 @@ test('xAPIC IPIs between two APICs: physical, logical flat and cluster, broadcas
   assert.equal(ap.pendingVector(), 0x55);
 });
 
-test('INIT, INIT de-assert and SIPI to an AP; NMI', () => {
+void test('INIT, INIT de-assert and SIPI to an AP; NMI', () => {
   const { bsp, ap, woken } = setup();
   enable(bsp);
   enable(ap);
@@ -400,7 +400,7 @@ test('INIT, INIT de-assert and SIPI to an AP; NMI', () => {
   assert.ok(!bsp.takeNmi());
 });
 
-test('x2APIC IPIs through the 64-bit ICR MSR', () => {
+void test('x2APIC IPIs through the 64-bit ICR MSR', () => {
   const { bsp, ap } = setup();
   for (const apic of [bsp, ap]) {
     assert.ok(apic.writeMsr(0x1b, 0xfee00c00 | (apic === bsp ? 0x100 : 0), 0));
@@ -420,7 +420,7 @@ test('x2APIC IPIs through the 64-bit ICR MSR', () => {
   assert.equal(ap.pendingVector(), -1);
 });
 
-test('lowest-priority IPIs go to the APIC with the lowest TPR', () => {
+void test('lowest-priority IPIs go to the APIC with the lowest TPR', () => {
   const { bsp, ap } = setup();
   enable(bsp);
   enable(ap);
@@ -433,7 +433,7 @@ test('lowest-priority IPIs go to the APIC with the lowest TPR', () => {
   assert.equal(bsp.pendingVector(), -1);
 });
 
-test('illegal vectors set ESR bits, latched by an ESR write, and raise the error LVT', () => {
+void test('illegal vectors set ESR bits, latched by an ESR write, and raise the error LVT', () => {
   const { bsp } = setup();
   enable(bsp);
   wr(bsp, APIC_LVTERR, 0xfe);
@@ -446,7 +446,7 @@ test('illegal vectors set ESR bits, latched by an ESR write, and raise the error
   assert.equal(rd(bsp, APIC_ESR), 0);
 });
 
-test('ExtINT on LINT0 delivers the PIC vector and acknowledges the PIC', () => {
+void test('ExtINT on LINT0 delivers the PIC vector and acknowledges the PIC', () => {
   const { platform, bsp, ap } = setup();
   const master = platform.pic.masterPorts;
   master.write(0, 1, 0x11);
