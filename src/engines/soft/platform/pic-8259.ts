@@ -9,7 +9,9 @@
  * when the request went away before INTA. ICW1's LTIM bit is ignored, as on
  * PC chipsets where the ELCR selects level mode per line.
  *
- * The INTR output goes to vCPU 0's local APIC LINT0 via `onOutput`.
+ * The INTR output goes to vCPU 0's local APIC LINT0 via `onOutput`. At power-up
+ * every line is masked (the state firmware leaves); ICW1 unmasks them, as the
+ * datasheet says, and the guest's OCW1 sets the mask it wants.
  */
 
 import type { BusDevice } from '../../../machine/bus.js';
@@ -19,7 +21,8 @@ import type { ExtIntSource } from './local-apic.js';
 class Pic8259 {
   irr = 0;
   isr = 0;
-  imr = 0;
+  /** All lines masked at power-up, as firmware leaves them for a directly booted kernel. */
+  imr = 0xff;
   /** Input line levels, for edge detection. */
   lineLevels = 0;
   /** The IR line with the lowest priority is (priorityBase + 7) & 7. */
