@@ -474,3 +474,20 @@ void test('ExtINT on LINT0 delivers the PIC vector and acknowledges the PIC', ()
   assert.ok(bsp.writeMsr(0x1b, 0xfee00000, 0));
   assert.equal(bsp.pendingVector(), 0x31);
 });
+
+void test('CR8 is TPR bits 7:4, also while the APIC is hardware-disabled', () => {
+  const { bsp } = setup();
+  enable(bsp);
+  bsp.writeCr8(0x5);
+  assert.equal(rd(bsp, APIC_TASKPRI), 0x50);
+  assert.equal(rd(bsp, APIC_PROCPRI), 0x50);
+  selfIpi(bsp, 0x55);
+  assert.equal(bsp.pendingVector(), -1);
+  wr(bsp, APIC_TASKPRI, 0x3f);
+  assert.equal(bsp.readCr8(), 0x3);
+  assert.equal(bsp.pendingVector(), 0x55);
+  assert.ok(bsp.writeMsr(0x1b, 0xfee00000, 0));
+  bsp.writeCr8(0xf);
+  assert.equal(bsp.readCr8(), 0xf);
+  bsp.writeCr8(0);
+});

@@ -266,6 +266,17 @@ export class LocalApic implements LocalInterruptSource {
     return this.tpr;
   }
 
+  /** MOV from CR8: TPR bits 7:4. Works in every APIC mode, even hardware-disabled. */
+  readCr8(): number {
+    return this.tpr >>> 4;
+  }
+
+  /** MOV to CR8: sets TPR to `value << 4` (bits 3:0 of TPR cleared). */
+  writeCr8(value: number): void {
+    this.tpr = (value & 0xf) << 4;
+    this.updatePpr();
+  }
+
   /** The APIC ID register's value (8-bit xAPIC ID or 32-bit x2APIC ID). */
   apicId(): number {
     return this.id;
