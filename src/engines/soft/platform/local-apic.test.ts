@@ -242,6 +242,19 @@ void test('switching periodic to one-shot lets the count run down to 0 and stay'
   platform.poll(1000);
   assert.equal(rd(bsp, APIC_TMCCT), 0);
   assert.equal(platform.nextDeadlineNs(), Infinity);
+  // An expired count switched back to periodic stays at 0 (kvm-unit-tests apic_change_mode).
+  wr(bsp, APIC_LVTT, TIMER_PERIODIC | 0x40);
+  assert.equal(rd(bsp, APIC_TMCCT), 0);
+  assert.equal(platform.nextDeadlineNs(), Infinity);
+  // A one-shot count switched to periodic while running keeps counting, then wraps.
+  wr(bsp, APIC_LVTT, 0x40);
+  wr(bsp, APIC_TMICT, 100);
+  clock.now = 1060;
+  wr(bsp, APIC_LVTT, TIMER_PERIODIC | 0x40);
+  assert.equal(rd(bsp, APIC_TMCCT), 40);
+  clock.now = 1110;
+  platform.poll(1110);
+  assert.equal(rd(bsp, APIC_TMCCT), 90);
 });
 
 void test('TSC-deadline timer: fires at the TSC value, reads back 0 afterwards, ignores TMICT', () => {
@@ -263,6 +276,14 @@ void test('TSC-deadline timer: fires at the TSC value, reads back 0 afterwards, 
   platform.poll(2000);
   assert.equal(bsp.pendingVector(), 0x50);
   assert.deepEqual(msr(bsp, 0x6e0), [true, 0, 0]);
+  // A deadline already in the past fires at once (kvm-unit-tests writes the current TSC).
+  bsp.acknowledge();
+  wr(bsp, APIC_EOI, 0);
+  clock.now = 3000;
+  assert.ok(bsp.writeMsr(0x6e0, 6000, 0)); // TSC now is exactly 6000
+  assert.equal(bsp.pendingVector(), 0x50);
+  assert.deepEqual(msr(bsp, 0x6e0), [true, 0, 0]);
+  assert.equal(platform.nextDeadlineNs(), Infinity);
   // A deadline beyond 2^32 ticks uses the high half.
   assert.ok(bsp.writeMsr(0x6e0, 0, 1));
   assert.equal(platform.nextDeadlineNs(), (2 ** 32 / 2e9) * 1e9);

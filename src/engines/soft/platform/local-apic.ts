@@ -597,20 +597,12 @@ export class LocalApic implements LocalInterruptSource {
       this.timerDeadline = Infinity;
       return;
     }
-    // One-shot <-> periodic: the running count continues; rebase to the current period.
+    // One-shot <-> periodic: a running count continues from where it is (rebased to the
+    // current period); an expired one-shot count stays at 0.
     if (this.timerPeriodNs > 0 && this.timerDeadline !== Infinity) {
       const periods = Math.floor((now - this.timerStartNs) / this.timerPeriodNs);
       if (periods > 0) this.timerStartNs += periods * this.timerPeriodNs;
       this.timerDeadline = this.timerStartNs + this.timerPeriodNs;
-    } else if (newMode === TIMER_MODE_PERIODIC && this.timerInitial !== 0 && this.timerPeriodNs > 0) {
-      // An expired one-shot count switched to periodic reloads on the next tick.
-      const periods = Math.max(1, Math.ceil((now - this.timerStartNs) / this.timerPeriodNs));
-      this.timerStartNs += (periods - 1) * this.timerPeriodNs;
-      this.timerDeadline = this.timerStartNs + this.timerPeriodNs;
-      if (this.timerDeadline <= now) {
-        this.timerStartNs = now;
-        this.timerDeadline = now + this.timerPeriodNs;
-      }
     }
   }
 
@@ -630,7 +622,10 @@ export class LocalApic implements LocalInterruptSource {
   }
 
   private timerCurrentCount(now: number): number {
-    if (this.timerInitial === 0 || this.timerPeriodNs === 0 || this.timerMode() === TIMER_MODE_TSC_DEADLINE) return 0;
+    // Stopped, expired (one-shot) or in TSC-deadline mode: the count reads 0.
+    if (this.timerDeadline === Infinity || this.timerPeriodNs === 0 || this.timerMode() === TIMER_MODE_TSC_DEADLINE) {
+      return 0;
+    }
     const elapsed = now - this.timerStartNs;
     if (elapsed < 0) return this.timerInitial;
     const ticks = Math.floor(elapsed / (this.timerDivisor * this.nsPerTimerTick) + 1e-9);
@@ -669,6 +664,9 @@ export class LocalApic implements LocalInterruptSource {
     const ticks = hi * TWO_32 + lo;
     // The guest's TSC is clock.nowNs() * tscHz / 1e9: the deadline in ns is the first instant TSC >= value.
     this.timerDeadline = (ticks / this.clock.tscHz) * 1e9;
+    // A deadline already reached fires before the next instruction (WRMSR of the current TSC).
+    const now = this.clock.nowNs();
+    if (ticks <= (now * this.clock.tscHz) / 1e9 + 1e-3) this.poll(Math.max(now, this.timerDeadline));
   }
 
   // ---- Interrupt state ----
