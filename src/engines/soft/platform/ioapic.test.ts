@@ -160,3 +160,45 @@ void test('level entry switched to edge forgets Remote IRR', () => {
   route(12, EDGE | 0x3c);
   assert.equal(readReg(0x10 + 24) & REMOTE_IRR, 0);
 });
+
+void test('kvm-unit-tests sequences: ID bits, level coalesce, retrigger with mask, self-reconfigure', () => {
+  const { platform, bsp, ap, readReg, writeReg, route, eoi } = setup();
+  // Only ID bits 27:24 are writable; version and arbitration are read-only.
+  writeReg(0x00, 0xffffffff);
+  assert.equal(readReg(0x00), 0x0f000000);
+  writeReg(0x01, 0);
+  assert.equal(readReg(0x01), 0x00170020);
+  writeReg(0x02, 0);
+  assert.equal(readReg(0x02), 0x0f000000);
+  const line = (level: boolean): void => platform.interrupts.setIrq(14, level);
+  // Coalesce: the line toggles while the first interrupt is in service.
+  route(14, LEVEL | 0x98);
+  line(true);
+  assert.equal(bsp.acknowledge(), 0x98);
+  line(false);
+  line(true);
+  line(false);
+  eoi(bsp);
+  assert.equal(bsp.pendingVector(), -1);
+  // Retrigger with mask: the handler masks the pin, EOIs; unmasking redelivers.
+  route(14, LEVEL | 0x83);
+  line(true);
+  assert.equal(bsp.acknowledge(), 0x83);
+  route(14, MASKED | LEVEL | 0x83);
+  eoi(bsp);
+  assert.equal(bsp.pendingVector(), -1);
+  route(14, LEVEL | 0x83);
+  assert.equal(bsp.acknowledge(), 0x83);
+  line(false);
+  eoi(bsp);
+  // Self-reconfigure: the handler lowers the line and retargets the pin before EOI.
+  route(14, LEVEL | 0x84);
+  line(true);
+  assert.equal(bsp.acknowledge(), 0x84);
+  line(false);
+  writeReg(0x11 + 14 * 2, 1 << 24);
+  eoi(bsp);
+  assert.equal(readReg(0x10 + 14 * 2) & REMOTE_IRR, 0);
+  line(true);
+  assert.equal(ap.pendingVector(), 0x84);
+});
