@@ -125,8 +125,12 @@ export class VirtualMachine {
     return t === undefined ? undefined : t - this.createdAt;
   }
 
-  /** Builds a fresh engine VM, machine and devices, and loads the kernel. */
-  private async boot(): Promise<Incarnation> {
+  /**
+   * Builds a fresh engine VM, machine and devices, and loads the kernel. After a
+   * guest reset, `carryOver` is the old RAM: its contents survive, as RAM does
+   * across a reset on real hardware, and the kernel and tables are loaded anew.
+   */
+  private async boot(carryOver?: Incarnation): Promise<Incarnation> {
     const cfg = this.config;
     let vm: EngineVm;
     try {
@@ -136,6 +140,10 @@ export class VirtualMachine {
       throw e;
     }
     try {
+      if (carryOver !== undefined) {
+        const old = carryOver.vm.memory.regions;
+        vm.memory.regions.forEach((r, i) => r.bytes.set(old[i]!.bytes));
+      }
       const machine = new Machine(vm.memory);
       machine.interrupts.attach(vm.interrupts);
       const platform = attachPlatform(machine, {
@@ -169,7 +177,10 @@ export class VirtualMachine {
       const exit = this.stopRequested ? ({ kind: 'stopped' } as const) : await inc.vm.run(inc.machine);
       this.console.flush();
       if (exit.kind !== 'reset' || this.config.noReboot || this.stopRequested) return exit;
-      this.teardown();
+      const pendingInput = inc.platform.uart.takePendingInput();
+      this.current = await this.boot(inc);
+      this.current.platform.uart.receive(pendingInput);
+      this.release(inc);
       this.reboots++;
     }
   }
@@ -193,10 +204,7 @@ export class VirtualMachine {
     this.current?.vm.resume();
   }
 
-  private teardown(): void {
-    const inc = this.current;
-    this.current = undefined;
-    if (inc === undefined) return;
+  private release(inc: Incarnation): void {
     inc.platform.dispose();
     inc.machine.interrupts.detach();
     inc.vm.destroy();
@@ -206,6 +214,8 @@ export class VirtualMachine {
   destroy(): void {
     this.destroyed = true;
     this.console.flush();
-    this.teardown();
+    const inc = this.current;
+    this.current = undefined;
+    if (inc !== undefined) this.release(inc);
   }
 }

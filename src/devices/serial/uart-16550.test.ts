@@ -215,3 +215,13 @@ void test('wide accesses split into byte registers', () => {
   uart.write(UartReg.LCR, 2, 0x0b03); // LCR=3, MCR=0x0b
   assert.equal(uart.read(UartReg.LCR, 2), 0x0b03);
 });
+
+void test('takePendingInput hands back unread host bytes in order and empties the queue', () => {
+  const { out, inb, uart } = makeUart();
+  out(UartReg.MCR, 0x02);
+  uart.receive(new TextEncoder().encode('abcdef'));
+  assert.equal(inb(UartReg.DATA), 0x61);
+  assert.deepEqual([...uart.takePendingInput()], [0x62, 0x63, 0x64, 0x65, 0x66]);
+  assert.equal(uart.pendingInput, 0);
+  assert.equal(inb(UartReg.LSR) & 0x01, 0);
+});

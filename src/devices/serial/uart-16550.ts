@@ -156,6 +156,17 @@ export class Uart16550 implements BusDevice {
     return this.hostCount;
   }
 
+  /** Removes and returns every queued host byte the guest has not read (to carry input across a reboot). */
+  takePendingInput(): Uint8Array {
+    const out = new Uint8Array(this.hostCount);
+    const mask = this.hostQueue.length - 1;
+    for (let i = 0; i < out.length; i++) out[i] = this.hostQueue[(this.hostHead + i) & mask]!;
+    this.hostHead = 0;
+    this.hostCount = 0;
+    this.updateInterrupt();
+    return out;
+  }
+
   /** Returns the registers to their power-on state; queued host input is kept. */
   reset(): void {
     this.ier = 0;
