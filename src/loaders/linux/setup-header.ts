@@ -84,7 +84,7 @@ export function parseSetupHeader(bytes: Uint8Array, name: string): SetupHeader {
   if ((loadflags & LOADFLAG_LOADED_HIGH) === 0) throw new LoaderError(`${name}: zImage kernels (not loaded high) are not supported`);
   const xloadflags = view.getUint16(Hdr.XLOADFLAGS, true);
   if ((xloadflags & XLF_KERNEL_64) === 0) throw new LoaderError(`${name}: kernel has no 64-bit entry point (32-bit kernel?)`);
-  const headerEnd = 0x202 + bytes[0x201];
+  const headerEnd = 0x202 + view.getUint8(0x201);
   if (headerEnd < Hdr.INIT_SIZE + 4 || headerEnd > Hdr.MAX_END) {
     throw new LoaderError(`${name}: setup header length ${hex(headerEnd - Hdr.START)} is invalid`);
   }
