@@ -125,7 +125,7 @@ void test('MADT: a LAPIC per vCPU, the IOAPIC, the overrides and LINT1 NMI', () 
   const entries: number[][] = [];
   for (let at = m + 44; at < end; at += memory.read8(at + 1)) entries.push([...memory.readBytes(at, memory.read8(at + 1))]);
   const lapics = entries.filter((e) => e[0] === 0);
-  assert.deepEqual(lapics.map((e) => [e[2], e[3], e[4]! & 1]), [[0, 0, 1], [1, 1, 1], [2, 2, 1]]);
+  assert.deepEqual(lapics.map((e) => [e[2], e[3], (e[4] ?? 0) & 1]), [[0, 0, 1], [1, 1, 1], [2, 2, 1]]);
   const ioapic = entries.find((e) => e[0] === 1)!;
   assert.equal(ioapic[2], 0, 'IOAPIC id 0');
   assert.equal(new DataView(Uint8Array.from(ioapic).buffer).getUint32(4, true), IOAPIC_BASE);
