@@ -52,19 +52,19 @@ function rng(seed: number): () => number {
 void test('corrupted kernels only ever raise LoaderError', () => {
   const memory = GuestMemory.allocate(16 * MiB);
   const seeds = [
-    { image: makeBzImage({ kernelSize: 2048, initSize: 0x100000 }), region: [0x1f0, 0x270] },
-    { image: makeElf({ elfClass: 64, entry: 0x100000n, segments: [{ paddr: 0x100000, data: pattern(64, 1), memSize: 0x2000 }] }), region: [0, 0x80 + 56] },
-    { image: makeElf({ elfClass: 32, entry: 0x100000n, segments: [{ paddr: 0x100000, data: pattern(64, 1) }], multiboot: {} }), region: [0, 0x60] },
-    { image: makeAoutImage({ loadAddr: 0x100000, headerOffset: 0x10, text: pattern(512, 2), bss: 64, entryOffset: 0 }), region: [0x10, 0x30] },
+    { image: makeBzImage({ kernelSize: 2048, initSize: 0x100000 }), from: 0x1f0, to: 0x270 },
+    { image: makeElf({ elfClass: 64, entry: 0x100000n, segments: [{ paddr: 0x100000, data: pattern(64, 1), memSize: 0x2000 }] }), from: 0, to: 0x80 + 56 },
+    { image: makeElf({ elfClass: 32, entry: 0x100000n, segments: [{ paddr: 0x100000, data: pattern(64, 1) }], multiboot: {} }), from: 0, to: 0x60 },
+    { image: makeAoutImage({ loadAddr: 0x100000, headerOffset: 0x10, text: pattern(512, 2), bss: 64, entryOffset: 0 }), from: 0x10, to: 0x30 },
   ];
   const next = rng(12345);
   let loaded = 0;
-  for (const { image, region } of seeds) {
+  for (const { image, from, to } of seeds) {
     for (let i = 0; i < 400; i++) {
       const mutated = image.slice();
       const flips = 1 + (next() % 4);
       for (let f = 0; f < flips; f++) {
-        const at = region[0]! + (next() % (region[1]! - region[0]!));
+        const at = from + (next() % (to - from));
         mutated[at] = next() & 0xff;
       }
       const cut = next() % 8 === 0 ? next() % mutated.length : mutated.length;
