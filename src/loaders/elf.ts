@@ -53,16 +53,22 @@ function u64(view: DataView, offset: number, what: string, name: string): number
 }
 
 /**
- * Translates a (virtual) entry point to a physical address through the segment
- * that contains it; an address no segment maps is taken as physical.
+ * The physical entry point: e_entry itself when it lies inside a segment's
+ * physical range (vmlinux links its entry as a physical address), else e_entry
+ * translated through the segment whose virtual range holds it (higher-half
+ * kernels); -1 when neither applies and it does not fit a number.
  */
 export function entryToPhysical(image: ElfImage): number {
+  const entry = image.entry;
   for (const seg of image.segments) {
-    if (image.entry >= seg.vaddr && image.entry < seg.vaddr + BigInt(seg.memSize)) {
-      return seg.paddr + Number(image.entry - seg.vaddr);
+    if (entry >= BigInt(seg.paddr) && entry < BigInt(seg.paddr + seg.memSize)) return Number(entry);
+  }
+  for (const seg of image.segments) {
+    if (entry >= seg.vaddr && entry < seg.vaddr + BigInt(seg.memSize)) {
+      return seg.paddr + Number(entry - seg.vaddr);
     }
   }
-  return image.entry <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(image.entry) : -1;
+  return entry <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(entry) : -1;
 }
 
 /** Parses an ELF file header and its PT_LOAD segments; throws LoaderError on malformed input. */

@@ -229,6 +229,22 @@ void test('vmlinux rejections: segment outside RAM, below 1 MiB, entry outside s
     loaderError(/entry point 0x900000 is not inside a loaded segment/));
 });
 
+const realVmlinux = process.env['TYPEVISOR_TEST_VMLINUX'];
+void test('a real vmlinux loads at its physical addresses', { skip: realVmlinux && existsSync(realVmlinux) ? false : 'no real vmlinux (set TYPEVISOR_TEST_VMLINUX=/path/to/vmlinux)' }, () => {
+  const bytes = new Uint8Array(readFileSync(realVmlinux!));
+  const k = detectKernelImage(bytes, 'vmlinux');
+  assert.ok(k.kind === 'vmlinux');
+  const memory = GuestMemory.allocate(256 * MiB);
+  const r = loadVmlinux(memory, bytes, k.elf, { cmdline: 'console=ttyS0' });
+  // x86-64 vmlinux: linked at 0xffffffff81000000, loaded at 16 MiB, entered at startup_64's physical address.
+  const first = k.elf.segments[0];
+  assert.ok(first);
+  assert.equal(r.entry, Number(k.elf.entry));
+  assert.ok(r.entry >= first.paddr && r.entry < first.paddr + first.memSize);
+  assert.deepEqual(memory.readBytes(first.paddr, 4096), bytes.subarray(first.offset, first.offset + 4096));
+  assert.ok(r.kernelEnd > first.paddr + first.memSize);
+});
+
 /** A real Linux bzImage to check the parser against, if one is available. */
 function findRealBzImage(): string | undefined {
   const fromEnv = process.env['TYPEVISOR_TEST_BZIMAGE'];
