@@ -116,7 +116,40 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   if (p == MAP_FAILED) return ThrowErrno(info.Env(), "mmap", errno);
   // No finalizer: the owner unmaps explicitly with munmap(), which detaches
   // the buffer first so JavaScript can never touch an unmapped page.
-  return Napi::ArrayBuffer::New(info.Env(), p, length);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), p, length);
+  if (info.Env().IsExceptionPending()) {
+    munmap(p, length);
+    return info.Env().Undefined();
+  }
+  return ab;
+}
+
+// mmapPieces(pieceSizes[], prot, flags): one anonymous mapping of the summed
+// size, returned as consecutive ArrayBuffers that tile it (each must be at most
+// what an ArrayBuffer may hold). Unmapping every piece unmaps the whole.
+Napi::Value MmapPieces(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto sizes = info[0].As<Napi::Array>();
+  int prot = info[1].As<Napi::Number>().Int32Value();
+  int flags = info[2].As<Napi::Number>().Int32Value();
+  size_t total = 0;
+  for (uint32_t i = 0; i < sizes.Length(); i++) total += static_cast<size_t>(sizes.Get(i).As<Napi::Number>().Int64Value());
+  void* p = mmap(nullptr, total, prot, flags, -1, 0);
+  if (p == MAP_FAILED) return ThrowErrno(env, "mmap", errno);
+  Napi::Array out = Napi::Array::New(env, sizes.Length());
+  size_t at = 0;
+  for (uint32_t i = 0; i < sizes.Length(); i++) {
+    size_t len = static_cast<size_t>(sizes.Get(i).As<Napi::Number>().Int64Value());
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, static_cast<uint8_t*>(p) + at, len);
+    if (env.IsExceptionPending()) {
+      for (uint32_t j = 0; j < i; j++) out.Get(j).As<Napi::ArrayBuffer>().Detach();
+      munmap(p, total);
+      return env.Undefined();
+    }
+    out.Set(i, ab);
+    at += len;
+  }
+  return out;
 }
 
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
@@ -373,6 +406,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ioctlBytes", Napi::Function::New(env, IoctlBytes));
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("mmap", Napi::Function::New(env, Mmap));
+  exports.Set("mmapPieces", Napi::Function::New(env, MmapPieces));
   exports.Set("munmap", Napi::Function::New(env, Munmap));
   exports.Set("addressOf", Napi::Function::New(env, AddressOf));
   exports.Set("gettid", Napi::Function::New(env, GetTid));

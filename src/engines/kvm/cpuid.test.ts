@@ -29,17 +29,17 @@ const supportedAmd: CpuidEntry[] = [
   leaf(0x8000001e, { eax: 5, ebx: 0x105, ecx: 0x3 }),
 ];
 
-test('vendor detection from leaf 0', () => {
+void test('vendor detection from leaf 0', () => {
   assert.equal(cpuVendor([AMD_LEAF0]), 'amd');
   assert.equal(cpuVendor([INTEL_LEAF0]), 'intel');
   assert.equal(cpuVendor([]), 'other');
 });
 
-test('idBits is ceil(log2)', () => {
+void test('idBits is ceil(log2)', () => {
   assert.deepEqual([1, 2, 3, 4, 5, 8, 9].map(idBits), [0, 1, 2, 2, 3, 3, 4]);
 });
 
-test('leaf 1 carries APIC ID, count, hypervisor bit; MONITOR cleared', () => {
+void test('leaf 1 carries APIC ID, count, hypervisor bit; MONITOR cleared', () => {
   const out = normalizeCpuid(supportedAmd, { vcpuIndex: 2, vcpuCount: 4 });
   const l1 = find(out, 1);
   assert.equal(l1.ebx >>> 24, 2);
@@ -53,14 +53,14 @@ test('leaf 1 carries APIC ID, count, hypervisor bit; MONITOR cleared', () => {
   assert.equal(single.edx & (1 << 28), 0, 'no HTT for one vCPU');
 });
 
-test('power and monitor leaves are hidden except ARAT', () => {
+void test('power and monitor leaves are hidden except ARAT', () => {
   const out = normalizeCpuid(supportedAmd, { vcpuIndex: 0, vcpuCount: 1 });
   assert.deepEqual([find(out, 5).eax, find(out, 5).ebx, find(out, 5).ecx, find(out, 5).edx], [0, 0, 0, 0]);
   assert.equal(find(out, 6).eax, 4);
   assert.equal(find(out, 6).ecx, 0);
 });
 
-test('extended topology leaf 0xB is rebuilt per vCPU', () => {
+void test('extended topology leaf 0xB is rebuilt per vCPU', () => {
   const out = normalizeCpuid(supportedAmd, { vcpuIndex: 3, vcpuCount: 6 });
   const smt = find(out, 0xb, 0);
   const core = find(out, 0xb, 1);
@@ -71,7 +71,7 @@ test('extended topology leaf 0xB is rebuilt per vCPU', () => {
   assert.equal(out.filter((e) => e.function === 0xb).length, 3, 'the host subleaf is replaced');
 });
 
-test('AMD core count and extended APIC ID leaves', () => {
+void test('AMD core count and extended APIC ID leaves', () => {
   const out = normalizeCpuid(supportedAmd, { vcpuIndex: 1, vcpuCount: 3 });
   const l8 = find(out, 0x80000008);
   assert.equal(l8.ecx & 0xff, 2);
@@ -83,7 +83,7 @@ test('AMD core count and extended APIC ID leaves', () => {
   assert.equal(l1e.ecx, 0);
 });
 
-test('Intel leaf 4 reports cores per package and L3 sharing', () => {
+void test('Intel leaf 4 reports cores per package and L3 sharing', () => {
   const supported = [
     INTEL_LEAF0,
     leaf(4, { index: 0, flags: 1, eax: (1 << 5) | 1 | (7 << 26) | (1 << 14) }),
@@ -98,7 +98,7 @@ test('Intel leaf 4 reports cores per package and L3 sharing', () => {
   assert.equal(l3.eax & 0x1f, 3, 'cache type kept');
 });
 
-test('KVM signature is present even when the host omits leaf 0x40000000', () => {
+void test('KVM signature is present even when the host omits leaf 0x40000000', () => {
   const out = normalizeCpuid(supportedAmd, { vcpuIndex: 0, vcpuCount: 1 });
   const sig = find(out, 0x40000000);
   assert.deepEqual([sig.ebx, sig.ecx, sig.edx], [KVM_SIGNATURE.ebx, KVM_SIGNATURE.ecx, KVM_SIGNATURE.edx]);
@@ -110,7 +110,7 @@ test('KVM signature is present even when the host omits leaf 0x40000000', () => 
   assert.ok(sig.eax >= 0x40000001);
 });
 
-test('input is not modified and bad topology is rejected', () => {
+void test('input is not modified and bad topology is rejected', () => {
   const copy = structuredClone(supportedAmd);
   normalizeCpuid(supportedAmd, { vcpuIndex: 0, vcpuCount: 2 });
   assert.deepEqual(supportedAmd, copy);

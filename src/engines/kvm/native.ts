@@ -25,6 +25,8 @@ export interface KvmNative {
   run(vcpuFd: number): number;
   /** mmap(2) returning an external ArrayBuffer over the mapping. */
   mmap(length: number, prot: number, flags: number, fd: number, offset: number): ArrayBuffer;
+  /** One anonymous mapping tiled by consecutive ArrayBuffers of the given sizes. */
+  mmapPieces(pieceSizes: readonly number[], prot: number, flags: number): ArrayBuffer[];
   /** Detaches the buffer and unmaps it. */
   munmap(buffer: ArrayBuffer): void;
   /** The host address of the buffer's bytes. */

@@ -27,7 +27,7 @@ function sampleState(): CpuState {
   return s;
 }
 
-test('kvm_regs places registers in KVM order and round-trips', () => {
+void test('kvm_regs places registers in KVM order and round-trips', () => {
   const s = sampleState();
   const bytes = encodeRegs(s);
   assert.equal(bytes.length, KVM_REGS_SIZE);
@@ -42,7 +42,7 @@ test('kvm_regs places registers in KVM order and round-trips', () => {
   assert.equal(back.rflags, 0x202n);
 });
 
-test('kvm_sregs round-trips segments, tables and control registers', () => {
+void test('kvm_sregs round-trips segments, tables and control registers', () => {
   const s = sampleState();
   const bytes = encodeSregs(s);
   assert.equal(bytes.length, KVM_SREGS_SIZE);
@@ -61,19 +61,19 @@ test('kvm_sregs round-trips segments, tables and control registers', () => {
   assert.equal(back.apicBase, s.apicBase);
 });
 
-test('kvm_sregs keeps the pending interrupt bitmap of the base it is given', () => {
+void test('kvm_sregs keeps the pending interrupt bitmap of the base it is given', () => {
   const base = new Uint8Array(KVM_SREGS_SIZE);
   base[SREGS_INTERRUPT_BITMAP + 4] = 0x80;
   const bytes = encodeSregs(sampleState(), base);
   assert.equal(bytes[SREGS_INTERRUPT_BITMAP + 4], 0x80);
 });
 
-test('decoders reject short buffers', () => {
+void test('decoders reject short buffers', () => {
   assert.throws(() => decodeRegs(new Uint8Array(10)), RangeError);
   assert.throws(() => decodeSregs(new Uint8Array(100)), RangeError);
 });
 
-test('kvm_msrs encodes count and entries', () => {
+void test('kvm_msrs encodes count and entries', () => {
   const bytes = encodeMsrs([{ index: 0xc0000080, value: 0x500n }, { index: 0x10, value: 1n << 40n }]);
   const v = new DataView(bytes.buffer);
   assert.equal(v.getUint32(0, true), 2);
@@ -81,7 +81,7 @@ test('kvm_msrs encodes count and entries', () => {
   assert.deepEqual(decodeMsrs(bytes, 2), [{ index: 0xc0000080, value: 0x500n }, { index: 0x10, value: 1n << 40n }]);
 });
 
-test('kvm_cpuid2 round-trips', () => {
+void test('kvm_cpuid2 round-trips', () => {
   const entries = [
     { function: 1, index: 0, flags: 0, eax: 0x800f12, ebx: 0x01020800, ecx: 0x80000000, edx: 0xffffffff },
     { function: 0xb, index: 1, flags: 1, eax: 1, ebx: 2, ecx: 0x201, edx: 7 },
@@ -91,7 +91,7 @@ test('kvm_cpuid2 round-trips', () => {
   assert.equal(new DataView(cpuidBuffer(5).buffer).getUint32(0, true), 5);
 });
 
-test('memory region and irq routing layouts', () => {
+void test('memory region and irq routing layouts', () => {
   const mr = new DataView(encodeMemoryRegion(1, 0x100000000, 0x40000000, 0x7f0000000000n).buffer);
   assert.equal(mr.getUint32(0, true), 1);
   assert.equal(mr.getBigUint64(8, true), 0x100000000n);
