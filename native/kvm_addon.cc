@@ -347,7 +347,8 @@ void WakeWatcher(Watcher* w) {
 }
 
 // watcherArm(watcher, slot, maxMs): watch this thread's loop; kick `slot` when
-// it has work, when its next timer is due, or after maxMs (-1: no cap).
+// its backend fd has events, when its next timer is due, or after maxMs (-1: no
+// cap). Returns the timeout used, in ms.
 Napi::Value WatcherArm(const Napi::CallbackInfo& info) {
   auto* w = info[0].As<Napi::External<Watcher>>().Data();
   int slot = info[1].As<Napi::Number>().Int32Value();
@@ -355,8 +356,13 @@ Napi::Value WatcherArm(const Napi::CallbackInfo& info) {
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(info.Env(), &loop);
   uv_update_time(loop);
+  // uv_backend_timeout() is 0 not only when work is due but also while Node's
+  // setImmediate idle handle is still started, which is always the case when a
+  // slice begins from an awaited setImmediate. So only a positive value (the
+  // next timer) is trusted; otherwise the slice is bounded by maxMs, and I/O
+  // readiness is seen directly on the backend fd.
   int t = uv_backend_timeout(loop);
-  int timeout = t < 0 ? maxMs : (maxMs < 0 ? t : (t < maxMs ? t : maxMs));
+  int timeout = t > 0 && (maxMs < 0 || t < maxMs) ? t : maxMs;
   w->fired.store(0);
   pthread_mutex_lock(&w->mu);
   w->backendFd = uv_backend_fd(loop);
@@ -366,7 +372,7 @@ Napi::Value WatcherArm(const Napi::CallbackInfo& info) {
   w->gen++;
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
-  return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), timeout);
 }
 
 Napi::Value WatcherDisarm(const Napi::CallbackInfo& info) {

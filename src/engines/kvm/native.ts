@@ -41,8 +41,12 @@ export interface KvmNative {
   /** Sets immediate_exit in the slot's kvm_run and signals its thread. */
   kick(slot: number): void;
   watcherCreate(): WatcherHandle;
-  /** Arms the watcher for the calling thread's event loop; it kicks `slot` when the loop has work. */
-  watcherArm(watcher: WatcherHandle, slot: number, maxMs: number): void;
+  /**
+   * Arms the watcher for the calling thread's event loop: it kicks `slot` when
+   * the loop's backend fd has events, its next timer is due, or after maxMs.
+   * Returns the timeout it uses (ms).
+   */
+  watcherArm(watcher: WatcherHandle, slot: number, maxMs: number): number;
   watcherDisarm(watcher: WatcherHandle): void;
   watcherTakeFired(watcher: WatcherHandle): boolean;
   watcherDestroy(watcher: WatcherHandle): void;
