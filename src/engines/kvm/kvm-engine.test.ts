@@ -109,11 +109,33 @@ void test('out instructions of every size reach pioWrite with port, size and val
     const ops = new RecordingOps({ pioWrite: (_p, size) => size === 4 && vm.requestExit({ kind: 'poweroff' }) });
     const exit = await withTimeout(vm.run(ops), 10000);
     assert.deepEqual(exit, { kind: 'poweroff' });
+    assert.equal(vm.stats.vcpu0Exits, 7);
     assert.deepEqual(ops.writes(), [
       ...[0x100, 0x101, 0x102, 0x103, 0x104].map((v): Access => ['pio-write', 0x500, 2, v]),
       ['pio-write', 0xf0, 1, 0xaa],
       ['pio-write', 0x500, 4, 0x12345678],
     ]);
+  });
+});
+
+void test('vCPU 0 stays in one slice across many exits (the event loop is not entered per exit)', async (t) => {
+  if (!needKvm(t)) return;
+  await withVm(1, async (vm) => {
+    const exits = 20000;
+    bootRealMode(vm, [
+      0x66, 0xb9, exits & 0xff, exits >> 8, 0, 0, // mov ecx, exits
+      0xe6, 0x10, 0x66, 0x49, 0x75, 0xfa, //        l: out 0x10, al; dec ecx; jnz l
+      0xe6, 0x11, 0xf4, //                          out 0x11, al; hlt
+    ]);
+    let count = 0;
+    const ops = new RecordingOps({ pioWrite: (port) => (port === 0x10 ? count++ : vm.requestExit({ kind: 'poweroff' })) });
+    ops.log.push = () => 0; // do not keep 20000 records
+    const started = Date.now();
+    assert.deepEqual(await withTimeout(vm.run(ops), 60000), { kind: 'poweroff' });
+    const elapsedMs = Date.now() - started;
+    assert.equal(count, exits);
+    // One slice per maxSliceMs (10 ms) at most, plus slack for event-loop activity.
+    assert.ok(vm.stats.slices <= elapsedMs / 5 + 10, `${vm.stats.slices} slices in ${elapsedMs} ms for ${exits} exits`);
   });
 });
 

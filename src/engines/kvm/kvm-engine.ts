@@ -211,6 +211,9 @@ export class KvmVm implements EngineVm {
   private readonly aps: ApThread[] = [];
   private readonly maxSliceMs: number;
 
+  /** Counters for diagnostics and benchmarks: exits handled on vCPU 0 and run slices entered. */
+  readonly stats = { vcpu0Exits: 0, slices: 0 };
+
   private running = false;
   private inSlice = false;
   private destroyed = false;
@@ -409,12 +412,15 @@ export class KvmVm implements EngineVm {
     const hasAps = this.aps.length > 0;
     native.watcherArm(watcher, this.firstSlot, this.maxSliceMs);
     this.inSlice = true;
+    this.stats.slices++;
+    const stats = this.stats;
     try {
       if (hasAps && Atomics.load(control, Ctl.PENDING) !== 0) this.serviceMailboxes(ops);
       for (;;) {
         if (this.pendingExit !== undefined || this.pauseRequested) return;
         const rc = native.run(fd);
         if (rc === 0) {
+          stats.vcpu0Exits++;
           const reason = run.exitReason;
           let error: string | null = null;
           if (reason === ExitReason.IO) error = run.handleIo(ops);
