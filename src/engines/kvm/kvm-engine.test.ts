@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AccessSize } from '../../machine/bus.js';
-import { CR0_PE, flatSegment, realModeSegment, resetCpuState } from '../cpu-state.js';
+import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, flatSegment, realModeSegment, resetCpuState } from '../cpu-state.js';
 import { EngineUnavailableError, type VmExit, type VmOps } from '../engine.js';
 import { MpState } from './abi.js';
 import { KvmEngine, KvmError, ramPieces, type KvmVm } from './kvm-engine.js';
@@ -244,6 +244,45 @@ void test('hlt with interrupts disabled parks vCPU 0 in the kernel; the event lo
   });
 });
 
+void test('long mode: a 64-bit guest with 2 MiB identity paging runs, and iretq returns', async (t) => {
+  if (!needKvm(t)) return;
+  await withVm(1, async (vm) => {
+    const m = vm.memory;
+    m.write32(0x3008, 0x0000ffff); // GDT 0x08: 64-bit code
+    m.write32(0x300c, 0x00af9a00);
+    m.write32(0x3010, 0x0000ffff); // GDT 0x10: data
+    m.write32(0x3014, 0x00cf9200);
+    m.write64(0x10000, 0x11000 | 3); // PML4[0] -> PDPT
+    m.write64(0x11000, 0x12000 | 3); // PDPT[0] -> PD
+    for (let i = 0; i < 8; i++) m.write64(0x12000 + i * 8, i * 0x200000 + 0x83); // 2 MiB pages
+    m.writeBytes(0x1000, Uint8Array.of(
+      0x48, 0x89, 0xe0, //             mov rax, rsp
+      0x6a, 0x10, 0x50, 0x9c, //       push 0x10; push rax; pushfq
+      0x6a, 0x08, //                   push 0x08
+      0x68, 0x00, 0x11, 0x00, 0x00, // push 0x1100
+      0x48, 0xcf, //                   iretq
+    ));
+    m.writeBytes(0x1100, Uint8Array.of(0x48, 0x89, 0xe0, 0xe7, 0xf8, 0xf4)); // mov rax, rsp; out 0xf8, eax; hlt
+    const s = resetCpuState();
+    s.seg.cs = flatSegment(0x08, true, true);
+    for (const name of ['ds', 'es', 'ss'] as const) s.seg[name] = flatSegment(0x10, false);
+    s.cr0 |= CR0_PE | CR0_PG;
+    s.cr4 = CR4_PAE;
+    s.cr3 = 0x10000n;
+    s.efer = EFER_LME | EFER_LMA;
+    s.gdt = { base: 0x3000n, limit: 23 };
+    s.rip = 0x1000n;
+    s.gpr.rsp = 0x7000n;
+    vm.vcpus[0].setState(s);
+    const back = vm.vcpus[0].getState();
+    assert.equal(back.efer & (EFER_LME | EFER_LMA), EFER_LME | EFER_LMA);
+    assert.equal(back.seg.cs.l, true);
+    const ops = new RecordingOps({ pioWrite: () => vm.requestExit({ kind: 'poweroff' }) });
+    assert.deepEqual(await withTimeout(vm.run(ops), 10000), { kind: 'poweroff' });
+    assert.deepEqual(ops.writes(), [['pio-write', 0xf8, 4, 0x7000]], 'iretq restored the stack pointer');
+  });
+});
+
 void test('a triple fault (IDT limit 0, then ud2 in protected mode) ends run() with triple-fault', async (t) => {
   if (!needKvm(t)) return;
   // Real mode is no good here: on this AMD host the IVT limit is not enforced,
@@ -287,6 +326,65 @@ void test('an interrupt raised with setIrq reaches the guest handler through the
     assert.deepEqual(await withTimeout(vm.run(ops), 10000), { kind: 'poweroff' });
     assert.deepEqual(ops.writes().map((a) => a[1]), [0xf3, 0xf5]);
     assert.throws(() => vm.interrupts.setIrq(24, true), RangeError);
+  });
+});
+
+/** A flat GDT (null, code 0x08, data 0x10) and an IDT whose gates point at `handlers` (vector -> address). */
+function installTables(vm: KvmVm, handlers: Record<number, number>): { gdt: number; idt: number } {
+  const gdt = 0x3000;
+  const idt = 0x2000;
+  vm.memory.write32(gdt + 8, 0x0000ffff);
+  vm.memory.write32(gdt + 12, 0x00cf9a00);
+  vm.memory.write32(gdt + 16, 0x0000ffff);
+  vm.memory.write32(gdt + 20, 0x00cf9200);
+  for (const [vector, address] of Object.entries(handlers)) {
+    const at = idt + Number(vector) * 8;
+    vm.memory.write32(at, (0x08 << 16) | (address & 0xffff)); // selector, offset 15:0
+    vm.memory.write32(at + 4, (address & 0xffff0000) | 0x8e00); // offset 31:16, present 32-bit interrupt gate
+  }
+  return { gdt, idt };
+}
+
+void test('MSIs and IOAPIC interrupts reach the guest; GSI 0 is routed to IOAPIC pin 2', async (t) => {
+  if (!needKvm(t)) return;
+  await withVm(1, async (vm) => {
+    const handler = (vector: number): number[] => [
+      0xb0, vector, 0xe6, 0xf8, //                                   mov al, vector; out 0xf8, al
+      0xc7, 0x05, 0xb0, 0x00, 0xe0, 0xfe, 0x00, 0x00, 0x00, 0x00, // LAPIC EOI
+      // No iret: on this nested AMD host KVM intercepts a protected-mode IRET
+      // and its emulator cannot handle it (emulation failure), so wait here.
+      0xfb, 0xf4, 0xeb, 0xfd, //                                     sti; hlt; jmp hlt
+    ];
+    vm.memory.writeBytes(0x1100, Uint8Array.from(handler(0x40)));
+    vm.memory.writeBytes(0x1200, Uint8Array.from(handler(0x41)));
+    const tables = installTables(vm, { 0x40: 0x1100, 0x41: 0x1200 });
+    bootProtectedMode(vm, [
+      0xb0, 0xff, 0xe6, 0x21, 0xe6, 0xa1, //                         mask both PICs
+      0xc7, 0x05, 0xf0, 0x00, 0xe0, 0xfe, 0xff, 0x01, 0x00, 0x00, // LAPIC SVR: enable
+      0xc7, 0x05, 0x00, 0x00, 0xc0, 0xfe, 0x14, 0x00, 0x00, 0x00, // IOREGSEL = pin 2 low
+      0xc7, 0x05, 0x10, 0x00, 0xc0, 0xfe, 0x41, 0x00, 0x00, 0x00, // IOWIN = vector 0x41, edge, unmasked
+      0xc7, 0x05, 0x00, 0x00, 0xc0, 0xfe, 0x15, 0x00, 0x00, 0x00, // IOREGSEL = pin 2 high
+      0xc7, 0x05, 0x10, 0x00, 0xc0, 0xfe, 0x00, 0x00, 0x00, 0x00, // IOWIN = destination APIC 0
+      0xe6, 0xf3, //                                                 out 0xf3, al: "ready"
+      0xfb, 0xf4, 0xeb, 0xfd, //                                     sti; hlt; jmp hlt
+    ]);
+    const s = vm.vcpus[0].getState();
+    s.gdt = { base: BigInt(tables.gdt), limit: 23 };
+    s.idt = { base: BigInt(tables.idt), limit: 256 * 8 - 1 };
+    s.gpr.rsp = 0x7000n; // the interrupt frame goes on this stack
+    vm.vcpus[0].setState(s);
+    const ops = new RecordingOps({
+      pioWrite: (port, _size, value) => {
+        if (port === 0xf3) vm.interrupts.signalMsi(0xfee00000, 0x40);
+        if (port === 0xf8 && value === 0x40) {
+          vm.interrupts.setIrq(0, true);
+          vm.interrupts.setIrq(0, false);
+        }
+        if (port === 0xf8 && value === 0x41) vm.requestExit({ kind: 'poweroff' });
+      },
+    });
+    assert.deepEqual(await withTimeout(vm.run(ops), 10000), { kind: 'poweroff' });
+    assert.deepEqual(ops.writes().map((a) => [a[1], a[3] & 0xff]), [[0xf3, 0xff], [0xf8, 0x40], [0xf8, 0x41]]);
   });
 });
 
