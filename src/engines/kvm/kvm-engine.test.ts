@@ -13,6 +13,7 @@ import type { AccessSize } from '../../machine/bus.js';
 import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, flatSegment, realModeSegment, resetCpuState } from '../cpu-state.js';
 import { EngineUnavailableError, type VmExit, type VmOps } from '../engine.js';
 import { MpState } from './abi.js';
+import { loadKvmNative } from './native.js';
 import { KvmEngine, KvmError, ramPieces, type KvmVm } from './kvm-engine.js';
 
 const MiB = 1024 * 1024;
@@ -496,7 +497,24 @@ void test('one-line errors: missing device, bad sizes', async (t) => {
     return true;
   });
   await assert.rejects(engine.createVm({ ramSize: 1000, vcpuCount: 1 }), /RAM size 1000 must be/);
+  assert.throws(() => loadKvmNative('/nonexistent/typevisor_kvm.node'), {
+    name: 'EngineUnavailableError',
+    message: 'kvm engine unavailable: native addon not built: run npm rebuild',
+  });
   await assert.rejects(engine.createVm({ ramSize: 16 * MiB, vcpuCount: 0 }), /vCPU count 0 must be between 1 and/);
+});
+
+void test('a RAM size the host cannot map fails with one line', { timeout: 30000 }, (t) => {
+  if (!needKvm(t)) return;
+  const modulePath = fileURLToPath(new URL('./kvm-engine.js', import.meta.url));
+  const script = `
+    const { KvmEngine } = await import(${JSON.stringify(modulePath)});
+    try { await new KvmEngine().createVm({ ramSize: 32 * 2 ** 30, vcpuCount: 1 }); console.log('created'); }
+    catch (e) { console.log(e.name + ': ' + e.message); }
+  `;
+  // RLIMIT_AS of ~12 GB lets Node start but not map 32 GiB of guest RAM.
+  const child = spawnSync('/bin/sh', ['-c', 'ulimit -v 12000000 && exec "$0" --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(child.stdout.trim(), 'KvmError: cannot map 32768 MiB of guest RAM: mmap: Cannot allocate memory', child.stderr);
 });
 
 void test('guest RAM above 4 GiB is split into pieces of at most 4 GiB', () => {

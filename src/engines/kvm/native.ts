@@ -68,17 +68,22 @@ function packageRoot(): string {
 
 let cached: KvmNative | undefined;
 
-/** The addon, loaded once; throws EngineUnavailableError when it is not built or not on Linux. */
-export function loadKvmNative(): KvmNative {
-  if (cached) return cached;
+/**
+ * The addon, loaded once; throws EngineUnavailableError when it is not built
+ * or this is not Linux. `addonFile` overrides where it is looked for (tests).
+ */
+export function loadKvmNative(addonFile?: string): KvmNative {
+  if (cached && addonFile === undefined) return cached;
   if (process.platform !== 'linux') throw new EngineUnavailableError('kvm', `KVM needs Linux (this is ${process.platform})`);
-  const file = path.join(packageRoot(), ADDON_RELATIVE);
+  const file = addonFile ?? path.join(packageRoot(), ADDON_RELATIVE);
   if (!existsSync(file)) throw new EngineUnavailableError('kvm', 'native addon not built: run npm rebuild');
   const require = createRequire(import.meta.url);
+  let loaded: KvmNative;
   try {
-    cached = require(file) as KvmNative;
+    loaded = require(file) as KvmNative;
   } catch (err) {
     throw new EngineUnavailableError('kvm', `native addon failed to load (${(err as Error).message.split('\n')[0]}): run npm rebuild`);
   }
-  return cached;
+  if (addonFile === undefined) cached = loaded;
+  return loaded;
 }
