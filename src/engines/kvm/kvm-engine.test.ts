@@ -412,8 +412,10 @@ void test('SMP: the BSP starts the AP with INIT/SIPI and the AP reports its APIC
     ]);
     const ops = new RecordingOps({ pioWrite: (port) => port === 0xf6 && vm.requestExit({ kind: 'poweroff' }) });
     assert.deepEqual(await withTimeout(vm.run(ops), 10000), { kind: 'poweroff' });
-    assert.deepEqual(ops.writes().map((a) => [a[1], a[3] & 0xff]), [[0xf7, 0x00], [0xf6, 1]].slice(0, ops.writes().length));
-    assert.ok(ops.writes().some((a) => a[1] === 0xf6 && (a[3] & 0xff) === 1), 'the AP wrote APIC ID 1');
+    // The two vCPUs race: the AP may report before the BSP's "sent" write is seen.
+    const writes = ops.writes().map((a) => a[1]);
+    assert.ok(writes.every((port) => port === 0xf6 || port === 0xf7), `unexpected writes ${JSON.stringify(ops.writes())}`);
+    assert.deepEqual(ops.writes().filter((a) => a[1] === 0xf6).map((a) => a[3] & 0xff), [1], 'the AP wrote APIC ID 1, once');
   });
 });
 
