@@ -46,7 +46,7 @@ test('load order puts dependencies first, once each, and detects cycles', () => 
     virtio_blk: ['virtio', 'virtio_ring'], virtio_pci: ['virtio_pci_modern_dev', 'virtio', 'virtio_ring'],
     virtio: [], virtio_ring: [], virtio_pci_modern_dev: [], virtio_rng: ['virtio', 'virtio_ring'],
   };
-  const order = loadOrder(['virtio_pci', 'virtio_blk', 'virtio-rng'], (n) => deps[n]!);
+  const order = loadOrder(['virtio_pci', 'virtio_blk', 'virtio-rng'], (n) => deps[n]);
   assert.deepEqual(order, ['virtio_pci_modern_dev', 'virtio', 'virtio_ring', 'virtio_pci', 'virtio_blk', 'virtio_rng']);
   assert.throws(() => loadOrder(['a'], (n) => (n === 'a' ? ['b'] : ['a'])), /cycle: a -> b -> a/);
   assert.equal(canonicalModuleName('virtio-rng.ko'), 'virtio_rng');

@@ -61,7 +61,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     });
   } catch (e) {
     // node:util errors are one sentence; keep only the first line.
-    throw new UsageError((e as Error).message.split('\n')[0]!);
+    throw new UsageError((e as Error).message.split('\n')[0]);
   }
   const v = parsed.values;
   if (v.help === true) return { kind: 'help' };

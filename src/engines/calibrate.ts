@@ -32,7 +32,7 @@ async function timeLoop(engine: Engine, iterations: number): Promise<number> {
     const state = resetCpuState();
     state.seg.cs = realModeSegment(0, true);
     state.rip = BigInt(CODE_ADDRESS);
-    vm.vcpus[0]!.setState(state);
+    vm.vcpus[0].setState(state);
     let end = 0n;
     const start = process.hrtime.bigint();
     const exit: VmExit = await vm.run({

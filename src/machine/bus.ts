@@ -76,7 +76,7 @@ export class Bus {
     let hi = ranges.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const r = ranges[mid]!;
+      const r = ranges[mid];
       if (address < r.base) hi = mid - 1;
       else if (address >= r.base + r.length) lo = mid + 1;
       else {

@@ -55,7 +55,7 @@ export class GuestMemory {
   private regionIndex(gpa: number, length: number): number {
     const regions = this.regions;
     for (let i = 0; i < regions.length; i++) {
-      const r = regions[i]!;
+      const r = regions[i];
       if (gpa >= r.guestBase && gpa + length <= r.guestBase + r.size && length >= 0) return i;
     }
     return -1;
@@ -69,7 +69,7 @@ export class GuestMemory {
   /** A zero-copy view of [gpa, gpa+length); throws GuestMemoryError if out of range. */
   view(gpa: number, length: number): Uint8Array {
     const i = this.checked(gpa, length);
-    const r = this.regions[i]!;
+    const r = this.regions[i];
     const off = gpa - r.guestBase;
     return r.bytes.subarray(off, off + length);
   }
@@ -82,41 +82,41 @@ export class GuestMemory {
 
   read8(gpa: number): number {
     const i = this.checked(gpa, 1);
-    return this.regions[i]!.bytes[gpa - this.regions[i]!.guestBase]!;
+    return this.regions[i].bytes[gpa - this.regions[i].guestBase];
   }
   read16(gpa: number): number {
     const i = this.checked(gpa, 2);
-    return this.views[i]!.getUint16(gpa - this.regions[i]!.guestBase, true);
+    return this.views[i].getUint16(gpa - this.regions[i].guestBase, true);
   }
   read32(gpa: number): number {
     const i = this.checked(gpa, 4);
-    return this.views[i]!.getUint32(gpa - this.regions[i]!.guestBase, true);
+    return this.views[i].getUint32(gpa - this.regions[i].guestBase, true);
   }
   /** Reads a 64-bit value as a number; exact below 2^53, which covers every valid guest address. */
   read64(gpa: number): number {
     const i = this.checked(gpa, 8);
-    const v = this.views[i]!;
-    const off = gpa - this.regions[i]!.guestBase;
+    const v = this.views[i];
+    const off = gpa - this.regions[i].guestBase;
     return v.getUint32(off + 4, true) * TWO_32 + v.getUint32(off, true);
   }
   write8(gpa: number, value: number): void {
     const i = this.checked(gpa, 1);
-    this.regions[i]!.bytes[gpa - this.regions[i]!.guestBase] = value;
+    this.regions[i].bytes[gpa - this.regions[i].guestBase] = value;
   }
   write16(gpa: number, value: number): void {
     const i = this.checked(gpa, 2);
-    this.views[i]!.setUint16(gpa - this.regions[i]!.guestBase, value, true);
+    this.views[i].setUint16(gpa - this.regions[i].guestBase, value, true);
   }
   write32(gpa: number, value: number): void {
     const i = this.checked(gpa, 4);
-    this.views[i]!.setUint32(gpa - this.regions[i]!.guestBase, value >>> 0, true);
+    this.views[i].setUint32(gpa - this.regions[i].guestBase, value >>> 0, true);
   }
   /** Writes a non-negative 64-bit value given as a number (must be a safe integer). */
   write64(gpa: number, value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`write64: ${value} is not a safe unsigned integer`);
     const i = this.checked(gpa, 8);
-    const v = this.views[i]!;
-    const off = gpa - this.regions[i]!.guestBase;
+    const v = this.views[i];
+    const off = gpa - this.regions[i].guestBase;
     v.setUint32(off, value % TWO_32, true);
     v.setUint32(off + 4, Math.floor(value / TWO_32), true);
   }

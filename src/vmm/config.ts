@@ -45,7 +45,7 @@ const SIZE_UNITS: Record<string, number> = { '': MiB, b: 1, k: 1024, m: MiB, g: 
 export function parseMemorySize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$/i.exec(text);
   if (m === null) throw new ConfigError(`invalid memory size "${text}": use a number with an optional K, M or G suffix (e.g. 256M)`);
-  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
   if (!Number.isSafeInteger(bytes)) throw new ConfigError(`invalid memory size "${text}"`);
   return bytes;
 }

@@ -109,7 +109,7 @@ export class VirtualMachine {
       if (e instanceof EngineUnavailableError) throw new VmSetupError(e.message);
       throw e;
     }
-    options.onNotice?.(`engine: ${selection.engine.name} (${selection.reason})`);
+    if (options.engine === 'auto') options.onNotice?.(`engine: ${selection.engine.name} (${selection.reason})`);
     const vm = new VirtualMachine(options, selection.engine, selection.reason, kernel, initrd, kind);
     vm.current = await vm.boot();
     return vm;
@@ -142,7 +142,7 @@ export class VirtualMachine {
     try {
       if (carryOver !== undefined) {
         const old = carryOver.vm.memory.regions;
-        vm.memory.regions.forEach((r, i) => r.bytes.set(old[i]!.bytes));
+        vm.memory.regions.forEach((r, i) => r.bytes.set(old[i].bytes));
       }
       const machine = new Machine(vm.memory);
       machine.interrupts.attach(vm.interrupts);
@@ -160,7 +160,7 @@ export class VirtualMachine {
         kernelName: basename(cfg.kernelPath),
         ...(cfg.initrdPath !== undefined ? { initrdName: basename(cfg.initrdPath) } : {}),
       });
-      vm.vcpus[0]!.setState(loaded.bootState);
+      vm.vcpus[0].setState(loaded.bootState);
       return { vm, machine, platform };
     } catch (e) {
       vm.destroy();

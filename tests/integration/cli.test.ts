@@ -24,8 +24,8 @@ async function expectOneLineError(args: string[], pattern: RegExp, env?: NodeJS.
   assert.equal(r.stdout, '');
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^typevisor: /);
-  assert.match(lines[0]!, pattern);
+  assert.match(lines[0], /^typevisor: /);
+  assert.match(lines[0], pattern);
 }
 
 describe('typevisor run rejects bad input with one line and a non-zero status', () => {

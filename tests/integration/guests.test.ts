@@ -30,7 +30,7 @@ for (const engine of ['kvm', 'soft'] as const) {
   describe(`test guests under --engine ${engine}`, { skip: engineSkipReason(engine) }, () => {
     const run = (guest: string, extra: string[] = [], options: Parameters<typeof runCli>[1] = {}): Promise<CliResult> => {
       if (buildProblem !== undefined) throw new Error(`test guests could not be built: ${buildProblem}`);
-      return runCli(['run', '--engine', engine, '--debug-exit', '--memory', '128M', '--kernel', guests[guest]!, ...extra], { timeoutMs: 120_000, ...options });
+      return runCli(['run', '--engine', engine, '--debug-exit', '--memory', '128M', '--kernel', guests[guest], ...extra], { timeoutMs: 120_000, ...options });
     };
 
     test('serial output and input: the guest echoes a piped line', async () => {

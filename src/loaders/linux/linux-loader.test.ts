@@ -160,6 +160,9 @@ void test('bzImage rejections: protocol, 64-bit support, truncation, RAM, comman
   assert.throws(() => loadBzImage(mem(), makeBzImage({ loadflags: 0 })), loaderError(/zImage/));
   const img = makeBzImage({ kernelSize: 8192 });
   assert.throws(() => loadBzImage(mem(), img.subarray(0, img.length - 100)), loaderError(/bzImage is truncated/));
+  assert.throws(() => loadBzImage(mem(), img.subarray(0, img.length - 16)), loaderError(/bzImage is truncated/));
+  // syssize is rounded up to whole paragraphs: a file up to 15 bytes shorter is complete.
+  assert.doesNotThrow(() => loadBzImage(mem(), img.subarray(0, img.length - 15)));
   assert.throws(() => loadBzImage(mem(), img.subarray(0, 0x230)), loaderError(/truncated bzImage setup header/));
   assert.throws(() => loadBzImage(mem(), makeBzImage({ initSize: 40 * MiB }), { name: 'vmlinuz' }),
     loaderError(/^vmlinuz: the kernel needs RAM up to 0x3800000 to decompress \(init_size 40 MiB\).*give it at least 56 MiB/));

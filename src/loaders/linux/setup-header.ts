@@ -92,7 +92,8 @@ export function parseSetupHeader(bytes: Uint8Array, name: string): SetupHeader {
   const setupSects = sects === 0 ? 4 : sects;
   const kernelOffset = (setupSects + 1) * 512;
   const syssize = view.getUint32(Hdr.SYSSIZE, true);
-  if (kernelOffset >= bytes.length || kernelOffset + syssize * 16 > bytes.length) {
+  // syssize counts 16-byte paragraphs, rounded up: a file may end up to 15 bytes before syssize * 16.
+  if (kernelOffset >= bytes.length || kernelOffset + syssize * 16 > bytes.length + 15) {
     throw new LoaderError(`${name}: bzImage is truncated (protected-mode kernel missing or short)`);
   }
   const kernelAlignment = view.getUint32(Hdr.KERNEL_ALIGNMENT, true);
