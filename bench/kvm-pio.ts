@@ -19,6 +19,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { realModeSegment, resetCpuState } from '../src/engines/cpu-state.js';
 import { KvmEngine } from '../src/engines/kvm/kvm-engine.js';
+import { qemuAvailable } from '../tests/guests/qemu.js';
+import { median } from './stats.js';
 
 export interface PioExitMeasurement {
   exits: number;
@@ -41,12 +43,6 @@ function outLoop(exits: number, tail: number[]): number[] {
     ]
     : [];
   return [...loop, ...tail];
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** One timed run of the out loop under the kvm engine. */
@@ -106,11 +102,6 @@ function qemuOnce(biosPath: string): number {
   return seconds;
 }
 
-/** True when qemu-system-x86_64 is on PATH. */
-export function qemuAvailable(): boolean {
-  return spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).status === 0;
-}
-
 /**
  * The same out loop under `qemu-system-x86_64 -accel kvm`: median process time
  * with `exits` outs minus median process time with none, divided by `exits`.
@@ -149,7 +140,7 @@ function format(name: string, m: PioExitMeasurement): string {
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const kvm = await measureKvmPioExits();
   console.log(format('typevisor kvm', kvm));
-  if (qemuAvailable()) {
+  if (await qemuAvailable()) {
     const qemu = await measureQemuPioExits();
     console.log(format('qemu -accel kvm', qemu));
     console.log(`typevisor / qemu exit rate: ${(qemu.perExitUs / kvm.perExitUs).toFixed(2)}`);
