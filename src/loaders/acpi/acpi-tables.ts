@@ -4,9 +4,9 @@
  * scans 0xE0000-0xFFFFF) and kvm-unit-tests (which scans only 0xF0000-0xFFFFF)
  * find it, followed by the FACS, DSDT, FADT, MADT, XSDT and RSDT.
  *
- * FADT choices: PM1a_EVT_BLK = Ports.ACPI_PM (4 bytes), PM1a_CNT_BLK =
- * ACPI_PM + 4 (2 bytes), PM_TMR_BLK = ACPI_PM + 8 with a 32-bit timer
- * (TMR_VAL_EXT set), GPE0_BLK = ACPI_PM + 0x20 (4 bytes: 2 status, 2 enable),
+ * FADT choices: the PM1a event, PM1a control, PM timer and GPE0 blocks are
+ * where the ACPI PM device (src/devices/acpi/acpi-pm.ts) puts them, with its
+ * lengths and timer width (TMR_VAL_EXT follows ACPI_PM_TIMER_32BIT),
  * SCI on IRQ 9, SMI_CMD = 0 (ACPI is always enabled: PM1_CNT.SCI_EN must read
  * as 1), RESET_REG = I/O port 0xcf9 value 0x06, century CMOS index 0x32,
  * IA-PC boot flags: legacy devices, 8042, no VGA.
@@ -17,6 +17,7 @@
  * and local APIC NMI on LINT1 for all processors.
  */
 
+import { ACPI_PM_TIMER_32BIT, AcpiPmLayout } from '../../devices/acpi/acpi-pm.js';
 import type { GuestMemory } from '../../machine/memory.js';
 import { BIOS_AREA_END, IOAPIC_BASE, Irqs, LAPIC_BASE, Ports } from '../../machine/layout.js';
 import { LoaderError, hex } from '../errors.js';
@@ -169,24 +170,25 @@ export function buildFacs(): Uint8Array {
 export function buildFadt(options: AcpiOptions, facs: number, dsdt: number): Uint8Array {
   const { bytes, view } = newTable('FACP', Fadt.LENGTH, 6);
   const pm = Ports.ACPI_PM;
+  const L = AcpiPmLayout;
   view.setUint32(Fadt.FIRMWARE_CTRL, facs, true);
   view.setUint32(Fadt.DSDT, dsdt, true);
   view.setUint16(Fadt.SCI_INT, Irqs.ACPI_SCI, true);
   view.setUint32(Fadt.SMI_CMD, 0, true);
-  view.setUint32(Fadt.PM1A_EVT_BLK, pm, true);
-  view.setUint32(Fadt.PM1A_CNT_BLK, pm + 4, true);
-  view.setUint32(Fadt.PM_TMR_BLK, pm + 8, true);
-  view.setUint32(Fadt.GPE0_BLK, pm + 0x20, true);
-  bytes[Fadt.PM1_EVT_LEN] = 4;
-  bytes[Fadt.PM1_CNT_LEN] = 2;
-  bytes[Fadt.PM_TMR_LEN] = 4;
-  bytes[Fadt.GPE0_BLK_LEN] = 4;
+  view.setUint32(Fadt.PM1A_EVT_BLK, pm + L.PM1A_EVT, true);
+  view.setUint32(Fadt.PM1A_CNT_BLK, pm + L.PM1A_CNT, true);
+  view.setUint32(Fadt.PM_TMR_BLK, pm + L.PM_TMR, true);
+  view.setUint32(Fadt.GPE0_BLK, pm + L.GPE0, true);
+  bytes[Fadt.PM1_EVT_LEN] = L.PM1_EVT_LEN;
+  bytes[Fadt.PM1_CNT_LEN] = L.PM1_CNT_LEN;
+  bytes[Fadt.PM_TMR_LEN] = L.PM_TMR_LEN;
+  bytes[Fadt.GPE0_BLK_LEN] = L.GPE0_BLK_LEN;
   view.setUint16(Fadt.P_LVL2_LAT, 0x0fff, true); // > 100: C2 not supported
   view.setUint16(Fadt.P_LVL3_LAT, 0x0fff, true); // > 1000: C3 not supported
   bytes[Fadt.CENTURY] = CMOS_CENTURY_INDEX;
   view.setUint16(Fadt.IAPC_BOOT_ARCH, IapcBootArch.LEGACY_DEVICES | IapcBootArch.I8042 | IapcBootArch.VGA_NOT_PRESENT, true);
   let flags = FadtFlags.WBINVD | FadtFlags.PROC_C1 | FadtFlags.SLP_BUTTON | FadtFlags.FIX_RTC |
-    FadtFlags.TMR_VAL_EXT | FadtFlags.RESET_REG_SUP | FadtFlags.USE_PLATFORM_CLOCK;
+    (ACPI_PM_TIMER_32BIT ? FadtFlags.TMR_VAL_EXT : 0) | FadtFlags.RESET_REG_SUP | FadtFlags.USE_PLATFORM_CLOCK;
   // Flat logical APIC destination mode addresses at most 8 CPUs.
   if (options.vcpuCount > 8) flags |= FadtFlags.FORCE_APIC_PHYSICAL_DESTINATION_MODE;
   view.setUint32(Fadt.FLAGS, flags >>> 0, true);
@@ -195,10 +197,10 @@ export function buildFadt(options: AcpiOptions, facs: number, dsdt: number): Uin
   bytes[Fadt.MINOR_VERSION] = 0;
   view.setBigUint64(Fadt.X_FIRMWARE_CTRL, 0n, true); // FIRMWARE_CTRL (32-bit) is used instead
   view.setBigUint64(Fadt.X_DSDT, BigInt(dsdt), true);
-  ioGas(view, Fadt.X_PM1A_EVT_BLK, pm, 32, 0);
-  ioGas(view, Fadt.X_PM1A_CNT_BLK, pm + 4, 16, 0);
-  ioGas(view, Fadt.X_PM_TMR_BLK, pm + 8, 32, 0);
-  ioGas(view, Fadt.X_GPE0_BLK, pm + 0x20, 32, 0);
+  ioGas(view, Fadt.X_PM1A_EVT_BLK, pm + L.PM1A_EVT, L.PM1_EVT_LEN * 8, 0);
+  ioGas(view, Fadt.X_PM1A_CNT_BLK, pm + L.PM1A_CNT, L.PM1_CNT_LEN * 8, 0);
+  ioGas(view, Fadt.X_PM_TMR_BLK, pm + L.PM_TMR, L.PM_TMR_LEN * 8, 0);
+  ioGas(view, Fadt.X_GPE0_BLK, pm + L.GPE0, L.GPE0_BLK_LEN * 8, 0);
   return seal(bytes);
 }
 

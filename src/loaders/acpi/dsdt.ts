@@ -9,6 +9,7 @@
  * 0x2000; the PM device decodes SLP_TYP as (value >> 10) & 7.
  */
 
+import { ACPI_S5_SLP_TYP } from '../../devices/acpi/acpi-pm.js';
 import { Irqs, PCI_MMIO_END, PCI_MMIO_START, Ports } from '../../machine/layout.js';
 import {
   concat, device, dwordMemory, eisaId, integer, ioPort, irqNoFlags, methodReturning, name, packageOf,
@@ -16,7 +17,7 @@ import {
 } from './aml.js';
 
 /** The SLP_TYP value for S5 written to PM1a_CNT bits 10-12. */
-export const S5_SLP_TYP = 0;
+export const S5_SLP_TYP = ACPI_S5_SLP_TYP;
 
 /** One legacy PCI interrupt routing entry: device slot and pin (0 = INTA#) to an IOAPIC GSI. */
 export interface PciIrqRoute {
