@@ -37,6 +37,10 @@ const EAGAIN = 11;
 const E2BIG = 7;
 
 /** A KVM operation failed on a host that does have a usable KVM (bad size, out of memory, ...). */
+/** IA32_MTRR_DEF_TYPE, and its value with MTRRs enabled (bit 11) and write-back (6) as the default type. */
+const MSR_MTRR_DEF_TYPE = 0x2ff;
+const MTRR_ENABLE_WRITE_BACK = 0x806n;
+
 export class KvmError extends Error {
   constructor(message: string) {
     super(message);
@@ -241,6 +245,9 @@ export class KvmVm implements EngineVm {
     this.memory = new GuestMemory(regions);
     this.interrupts = new KvmInterrupts(native, this);
     this.vcpus = vcpuFds.map((fd, i) => new KvmVcpu(this, i, fd));
+    // What firmware leaves behind (as Firecracker sets it): MTRRs enabled with write-back as the
+    // default memory type, so guest RAM is not treated as uncacheable.
+    for (const vcpu of this.vcpus) vcpu.setMsrs([{ index: MSR_MTRR_DEF_TYPE, value: MTRR_ENABLE_WRITE_BACK }]);
     this.vcpu0Fd = vcpuFds[0]!;
     this.run0 = new KvmRunView(runBuffer0);
     this.watcher = native.watcherCreate();
