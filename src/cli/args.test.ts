@@ -18,12 +18,24 @@ test('defaults: 256M, 1 CPU, auto engine', () => {
   assert.equal(cmd.config.memoryBytes, 256 * 1024 * 1024);
   assert.equal(cmd.config.cpus, 1);
   assert.equal(cmd.config.engine, 'auto');
-  assert.equal(cmd.config.cmdline, '');
+  assert.equal(cmd.config.cmdline, undefined);
+});
+
+test('run without --kernel means the default guest', () => {
+  const cmd = parseCommandLine(['run']);
+  assert.ok(cmd.kind === 'run');
+  assert.equal(cmd.config.kernelPath, undefined);
+});
+
+test('assets actions', () => {
+  assert.deepEqual(parseCommandLine(['assets', 'prepare']), { kind: 'assets', action: 'prepare' });
+  assert.deepEqual(parseCommandLine(['assets']), { kind: 'assets', action: 'list' });
+  assert.throws(() => parseCommandLine(['assets', 'nuke']), /unknown assets action "nuke"/);
+  assert.throws(() => parseCommandLine(['assets', 'list', 'x']), /unexpected argument "x"/);
 });
 
 test('bad input gives one-line usage errors', () => {
   const cases: [string[], RegExp][] = [
-    [['run'], /missing --kernel/],
     [['run', '--kernel', 'k', '--cpus', '0'], /out of range/],
     [['run', '--kernel', 'k', '--cpus', '1000'], /out of range/],
     [['run', '--kernel', 'k', '--memory', 'big'], /invalid memory size/],

@@ -14,12 +14,14 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `Usage:
-  typevisor run --kernel FILE [--initrd FILE] [--append "ARGS"] [--memory 256M]
+  typevisor run [--kernel FILE] [--initrd FILE] [--append "ARGS"] [--memory 256M]
                 [--cpus N] [--engine kvm|soft|auto] [--debug-exit] [--no-reboot]
+  typevisor assets [prepare|list|remove]
   typevisor --version | --help
 
 Options for run:
   --kernel FILE     Linux bzImage or vmlinux, or a multiboot kernel
+                    (default: the Debian guest from 'typevisor assets prepare')
   --initrd FILE     initial ramdisk (Linux) or first module (multiboot)
   --append ARGS     kernel command line
   --memory SIZE     guest RAM, e.g. 256M or 2G (default 256M)
@@ -32,7 +34,15 @@ Console: on a terminal, Ctrl-A x quits and Ctrl-A h shows help.
 Exit status: 0 on guest power-off, the debug-exit status, or non-zero on an error.
 `;
 
-export type Command = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: VmConfig };
+/** A run command; without `config.kernelPath` the default guest supplies kernel, initrd and command line. */
+export interface RunCommand {
+  kind: 'run';
+  config: Omit<VmConfig, 'kernelPath' | 'cmdline'> & { kernelPath?: string | undefined; cmdline?: string | undefined };
+}
+
+export type AssetsAction = 'prepare' | 'list' | 'remove';
+
+export type Command = { kind: 'help' } | { kind: 'version' } | RunCommand | { kind: 'assets'; action: AssetsAction };
 
 const DEFAULT_MEMORY = '256M';
 
@@ -40,7 +50,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') return { kind: 'help' };
   if (argv[0] === '--version' || argv[0] === '-V') return { kind: 'version' };
   const [sub, ...rest] = argv;
-  if (sub !== 'run') throw new UsageError(`unknown command "${sub}" (try: typevisor run --kernel FILE)`);
+  if (sub === 'assets') return parseAssets(rest);
+  if (sub !== 'run') throw new UsageError(`unknown command "${sub}" (try: typevisor run --help)`);
   let parsed;
   try {
     parsed = parseArgs({
@@ -65,7 +76,6 @@ export function parseCommandLine(argv: readonly string[]): Command {
   }
   const v = parsed.values;
   if (v.help === true) return { kind: 'help' };
-  if (v.kernel === undefined) throw new UsageError('missing --kernel FILE (the guest kernel to boot)');
   try {
     const memoryBytes = parseMemorySize(v.memory ?? DEFAULT_MEMORY);
     validateMemorySize(memoryBytes);
@@ -74,7 +84,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       config: {
         kernelPath: v.kernel,
         initrdPath: v.initrd,
-        cmdline: v.append ?? '',
+        cmdline: v.append,
         memoryBytes,
         cpus: parseCpuCount(v.cpus ?? '1'),
         engine: parseEngine(v.engine ?? 'auto'),
@@ -86,4 +96,13 @@ export function parseCommandLine(argv: readonly string[]): Command {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+function parseAssets(rest: readonly string[]): Command {
+  const [action = 'list', ...extra] = rest;
+  if (action !== 'prepare' && action !== 'list' && action !== 'remove') {
+    throw new UsageError(`unknown assets action "${action}": use prepare, list or remove`);
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" after "assets ${action}"`);
+  return { kind: 'assets', action };
 }

@@ -11,6 +11,10 @@ import { parseCommandLine, USAGE, UsageError } from './args.js';
 import { VirtualMachine, VmSetupError } from '../vmm/virtual-machine.js';
 import { describeExit, exitStatusFor, ExitStatus } from '../vmm/exit-status.js';
 import type { VmConfig } from '../vmm/config.js';
+import type { AssetsAction, RunCommand } from './args.js';
+import { AssetsUnavailableError } from '../assets/debian-packages.js';
+import { listDefaultGuests, prepareDefaultGuest, removeCachedAssets } from '../assets/default-guest.js';
+import { cacheDirectory } from '../assets/cache.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,8 +42,54 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`typevisor ${version()}\n`);
       return 0;
     case 'run':
-      return runVm(command.config);
+      return runCommand(command);
+    case 'assets':
+      return assets(command.action);
   }
+}
+
+function progress(line: string): void {
+  process.stderr.write(`typevisor: ${line}\n`);
+}
+
+async function assets(action: AssetsAction): Promise<number> {
+  try {
+    switch (action) {
+      case 'prepare': {
+        const g = await prepareDefaultGuest(progress);
+        process.stdout.write(`kernel  ${g.kernelPath}\ninitrd  ${g.initrdPath}\ncmdline ${g.cmdline}\n`);
+        return 0;
+      }
+      case 'list': {
+        const guests = listDefaultGuests();
+        if (guests.length === 0) process.stdout.write(`no cached guests in ${cacheDirectory()} (run: typevisor assets prepare)\n`);
+        for (const g of guests) process.stdout.write(`${g.kernelRelease}  ${g.directory}\n`);
+        return 0;
+      }
+      case 'remove': {
+        const removed = removeCachedAssets();
+        process.stdout.write(removed.length === 0 ? 'nothing cached\n' : removed.map((p) => `removed ${p}\n`).join(''));
+        return 0;
+      }
+    }
+  } catch (e) {
+    if (e instanceof AssetsUnavailableError) return fail(e.message);
+    throw e;
+  }
+}
+
+/** Fills in the default guest when no kernel was given, then runs the VM. */
+async function runCommand(command: RunCommand): Promise<number> {
+  const c = command.config;
+  if (c.kernelPath !== undefined) return runVm({ ...c, kernelPath: c.kernelPath, cmdline: c.cmdline ?? '' });
+  let guest;
+  try {
+    guest = await prepareDefaultGuest(progress);
+  } catch (e) {
+    if (e instanceof AssetsUnavailableError) return fail(e.message);
+    throw e;
+  }
+  return runVm({ ...c, kernelPath: guest.kernelPath, initrdPath: c.initrdPath ?? guest.initrdPath, cmdline: c.cmdline ?? guest.cmdline });
 }
 
 async function runVm(config: VmConfig): Promise<number> {
