@@ -66,8 +66,8 @@ describe('default guest assets', { skip: hasApt() ? false : 'this host has no ap
     if (!(await qemuAvailable())) return t.skip('qemu-system-x86_64 is not installed (the oracle for this check)');
     const r = await runCli(['assets', 'prepare'], { env, timeoutMs: 600_000 });
     assert.equal(r.status, 0, r.stderr);
-    const kernel = /^kernel\s+(\S+)$/m.exec(r.stdout)![1]!;
-    const initrd = /^initrd\s+(\S+)$/m.exec(r.stdout)![1]!;
+    const kernel = /^kernel\s+(\S+)$/m.exec(r.stdout)![1];
+    const initrd = /^initrd\s+(\S+)$/m.exec(r.stdout)![1];
     const boot = await bootUnderQemu(kernel, initrd, 'uname -sr\necho sum=$(echo typevisor | sha256sum)\nls /sys/bus/virtio/drivers\npoweroff\n');
     assert.match(boot.output, /Linux 6\.\d+\.\d+-\d+-cloud-amd64/);
     // sha256 of "typevisor\n", as the host computes it.
