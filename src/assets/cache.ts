@@ -4,7 +4,7 @@
  * $TYPEVISOR_CACHE when set.
  */
 
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export function cacheDirectory(env: NodeJS.ProcessEnv = process.env): string {
@@ -12,4 +12,9 @@ export function cacheDirectory(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_CACHE_HOME;
   const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(env.HOME ?? homedir(), '.cache');
   return join(base, 'typevisor');
+}
+
+/** The cache the test suite shares across test files (and runs), so packages are downloaded once. */
+export function testCacheDirectory(): string {
+  return join(tmpdir(), 'typevisor-test-cache');
 }

@@ -21,8 +21,8 @@ export async function loadEngine(name: EngineName): Promise<Engine> {
     const { KvmEngine } = await import('./kvm/kvm-engine.js');
     return new KvmEngine();
   }
-  const { SoftEngine } = await import('./soft/soft-engine.js');
-  return new SoftEngine();
+  const [{ SoftEngine }, { createSoftPlatform }] = await Promise.all([import('./soft/soft-engine.js'), import('./soft/platform/index.js')]);
+  return new SoftEngine((options) => createSoftPlatform(options));
 }
 
 function formatNs(ns: number): string {
@@ -44,7 +44,7 @@ export async function selectEngine(choice: EngineChoice): Promise<EngineSelectio
   }
   if (timings.length === 0) throw new EngineUnavailableError('soft', `no engine works here (${problems.join('; ')})`);
   timings.sort((a, b) => a.ns - b.ns);
-  const best = timings[0]!;
+  const best = timings[0];
   const measured = timings.map((t) => `${t.engine.name} ${formatNs(t.ns)}/instruction`).join(', ');
   const why = problems.length > 0 ? `; ${problems.join('; ')}` : '';
   return { engine: best.engine, reason: `auto chose ${best.engine.name}: fastest measured (${measured})${why}` };

@@ -47,7 +47,7 @@ describe('help and version', () => {
   test('--help prints usage and exits 0', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /typevisor run --kernel FILE/);
+    assert.match(r.stdout, /typevisor run \[--kernel FILE\]/);
   });
   test('--version prints the package version', async () => {
     const r = await runCli(['--version']);

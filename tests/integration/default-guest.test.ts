@@ -13,11 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasApt } from '../../src/assets/debian-packages.js';
 import { READY_BANNER } from '../../src/assets/initramfs.js';
+import { testCacheDirectory } from '../../src/assets/cache.js';
 import { qemuAvailable, QEMU_BINARY } from '../guests/qemu.js';
 import { runCli } from './harness.js';
 
-/** Shared by every test file in one run, so the packages are downloaded once. */
-export const TEST_CACHE = join(tmpdir(), 'typevisor-test-cache');
+const TEST_CACHE = testCacheDirectory();
 
 /** Boots kernel+initrd under QEMU TCG, types `commands` once the guest is up, resolves with output and status. */
 function bootUnderQemu(kernel: string, initrd: string, commands: string, timeoutMs = 180_000): Promise<{ output: string; status: number | null }> {

@@ -10,6 +10,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { testCacheDirectory } from '../../assets/cache.js';
 import { GuestMemory } from '../../machine/memory.js';
 import { EBDA_START, GiB, MiB } from '../../machine/layout.js';
 import { CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from '../../engines/cpu-state.js';
@@ -252,13 +254,18 @@ void test('a real vmlinux loads at its physical addresses', { skip: realVmlinux 
 function findRealBzImage(): string | undefined {
   const fromEnv = process.env['TYPEVISOR_TEST_BZIMAGE'];
   if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
+  // The Debian kernel that `npm test`'s setup fetched into the test cache.
+  const cached = join(testCacheDirectory(), 'guests');
+  if (existsSync(cached)) {
+    for (const release of readdirSync(cached)) if (existsSync(join(cached, release, 'vmlinuz'))) return join(cached, release, 'vmlinuz');
+  }
   if (!existsSync('/boot')) return undefined;
   const found = readdirSync('/boot').find((f) => f.startsWith('vmlinuz-'));
   return found ? `/boot/${found}` : undefined;
 }
 
 const realKernel = findRealBzImage();
-void test('a real bzImage parses and loads', { skip: realKernel ? false : 'no real bzImage (set TYPEVISOR_TEST_BZIMAGE=/path/to/vmlinuz)' }, () => {
+void test('a real bzImage parses and loads', { skip: realKernel ? false : 'no real bzImage (npm test fetches one; or set TYPEVISOR_TEST_BZIMAGE=/path/to/vmlinuz)' }, () => {
   const bytes = new Uint8Array(readFileSync(realKernel!));
   assert.equal(detectKernelImage(bytes).kind, 'bzimage');
   const hdr = parseSetupHeader(bytes, 'vmlinuz');
