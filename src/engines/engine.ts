@@ -84,6 +84,11 @@ export interface EngineVm {
 
 export interface Engine {
   readonly name: EngineName;
+  /**
+   * True when running a kernel's own decompressor costs this engine real time
+   * (a software CPU): the loader then unpacks a bzImage on the host instead.
+   */
+  readonly prefersUnpackedKernel: boolean;
   /** Creates a VM; throws EngineUnavailableError if this engine cannot run here. */
   createVm(options: VmOptions): Promise<EngineVm>;
 }

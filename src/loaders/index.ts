@@ -27,6 +27,8 @@ export interface LoadKernelOptions {
   initrd?: Uint8Array;
   /** Guest-physical RSDP address for Linux's boot_params.acpi_rsdp_addr (from buildAcpiTables). */
   acpiRsdp?: number;
+  /** Decompress a bzImage on the host and boot its vmlinux directly (for slow engines). */
+  unpackBzImage?: boolean;
   /** File names for error messages (default "kernel" and "initrd"). */
   kernelName?: string;
   initrdName?: string;
@@ -54,7 +56,11 @@ export function loadKernel(memory: GuestMemory, kernel: Uint8Array, options: Loa
     ...(options.initrd ? { initrd: options.initrd } : {}),
     ...(options.initrdName !== undefined ? { initrdName: options.initrdName } : {}),
   };
-  const linuxOptions = { ...common, ...(options.acpiRsdp !== undefined ? { acpiRsdp: options.acpiRsdp } : {}) };
+  const linuxOptions = {
+    ...common,
+    ...(options.acpiRsdp !== undefined ? { acpiRsdp: options.acpiRsdp } : {}),
+    ...(options.unpackBzImage === true ? { unpack: true } : {}),
+  };
   switch (image.kind) {
     case 'bzimage': {
       const r = loadBzImage(memory, kernel, linuxOptions);

@@ -157,6 +157,7 @@ export class VirtualMachine {
         cmdline: cfg.cmdline,
         ...(this.initrd !== undefined ? { initrd: this.initrd } : {}),
         acpiRsdp: platform.acpiRsdp,
+        unpackBzImage: this.engine.prefersUnpackedKernel,
         kernelName: basename(cfg.kernelPath),
         ...(cfg.initrdPath !== undefined ? { initrdName: basename(cfg.initrdPath) } : {}),
       });

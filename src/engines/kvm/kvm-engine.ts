@@ -97,6 +97,7 @@ export function pcIrqRouting(): IrqchipRoute[] {
 }
 
 export class KvmEngine implements Engine {
+  readonly prefersUnpackedKernel = false;
   readonly name = 'kvm' as const;
 
   constructor(private readonly options: KvmEngineOptions = {}) {}

@@ -8,6 +8,7 @@
  */
 
 import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -286,4 +287,51 @@ void test('a real bzImage parses and loads', { skip: realKernel ? false : 'no re
   assert.equal(memory.read32(ZP + Hdr.RAMDISK_IMAGE), r.initrd!.address);
   assert.deepEqual(memory.readBytes(MiB, 4096), bytes.subarray(hdr.kernelOffset, hdr.kernelOffset + 4096));
   assert.ok(r.initrd!.address >= r.kernelEnd);
+});
+
+/** A bzImage whose payload is `elf`, gzip-compressed with the uncompressed size appended, as the kernel build lays it out. */
+function bzImageWithPayload(elf: Uint8Array): Uint8Array {
+  const compressed = gzipSync(elf);
+  const payload = new Uint8Array(compressed.length + 4);
+  payload.set(compressed);
+  new DataView(payload.buffer).setUint32(compressed.length, elf.length, true);
+  const payloadOffsetInKernel = 0x100;
+  const image = makeBzImage({ kernelSize: payloadOffsetInKernel + payload.length + 64 });
+  const hdr = parseSetupHeader(image, 'k');
+  const view = new DataView(image.buffer);
+  view.setUint32(Hdr.PAYLOAD_OFFSET, payloadOffsetInKernel, true);
+  view.setUint32(Hdr.PAYLOAD_LENGTH, payload.length, true);
+  image.set(payload, hdr.kernelOffset + payloadOffsetInKernel);
+  return image;
+}
+
+void test('unpack: a bzImage is decompressed on the host and its vmlinux entered directly, with the real setup header', () => {
+  const code = pattern(4096, 3);
+  const elf = makeElf({ elfClass: 64, entry: 0xffffffff81000000n, segments: [{ paddr: 0x1000000, vaddr: 0xffffffff81000000n, data: code, memSize: 8192 }] });
+  const image = bzImageWithPayload(elf);
+  const memory = GuestMemory.allocate(64 * MiB);
+  const r = loadBzImage(memory, image, { cmdline: 'console=ttyS0', unpack: true });
+  assert.equal(r.entry, 0x1000000, 'the ELF entry, converted to physical');
+  assert.deepEqual(memory.readBytes(0x1000000, 4096), code);
+  assert.equal(memory.read32(0x1000000 + 4096), 0, 'bss zeroed');
+  assert.equal(memory.read16(ZP + Hdr.CMDLINE_SIZE), 2047);
+  assert.equal(memory.read32(ZP + Hdr.PAYLOAD_LENGTH), new DataView(image.buffer).getUint32(Hdr.PAYLOAD_LENGTH, true), 'the real header is copied');
+  assert.equal(r.bootState.gpr.rsi, BigInt(ZP));
+  // Without unpack, the same image boots through the compressed kernel's 64-bit entry.
+  assert.equal(loadBzImage(GuestMemory.allocate(64 * MiB), image, {}).entry, 0x100200);
+});
+
+void test('unpack rejects a corrupt payload with one clear error', () => {
+  const image = bzImageWithPayload(makeElf({ elfClass: 64, entry: 0x1000000n, segments: [{ paddr: 0x1000000, data: pattern(64, 1) }] }));
+  const hdr = parseSetupHeader(image, 'k');
+  image.fill(0x55, hdr.payloadOffset + 12, hdr.payloadOffset + 40);
+  assert.throws(() => loadBzImage(GuestMemory.allocate(64 * MiB), image, { name: 'vmlinuz', unpack: true }), loaderError(/^vmlinuz: corrupt gzip kernel payload/));
+});
+
+void test('a real LZ4-compressed bzImage unpacks to its vmlinux', { skip: realKernel ? false : 'no real bzImage (npm test fetches one)' }, () => {
+  const bytes = new Uint8Array(readFileSync(realKernel!));
+  const memory = GuestMemory.allocate(256 * MiB);
+  const r = loadBzImage(memory, bytes, { cmdline: 'console=ttyS0', unpack: true });
+  assert.equal(r.entry, 0x1000000, 'Debian kernels start at CONFIG_PHYSICAL_START');
+  assert.equal(memory.read32(ZP + Hdr.HEADER), 0x53726448);
 });

@@ -12,7 +12,8 @@ import type { GuestMemory } from '../../machine/memory.js';
 import { EBDA_START, HIGH_MEMORY_START, MMIO_HOLE_START } from '../../machine/layout.js';
 import type { CpuState } from '../../engines/cpu-state.js';
 import { LoaderError, hex } from '../errors.js';
-import { entryToPhysical, type ElfImage } from '../elf.js';
+import { entryToPhysical, parseElf, type ElfImage } from '../elf.js';
+import { unpackBzImage } from './payload.js';
 import { e820Map, lowRamEnd, type E820Entry } from '../e820.js';
 import { BootLayout } from '../boot-layout.js';
 import { longModeEntryState, writeBootGdt, writeIdentityPageTables } from '../x86-boot.js';
@@ -56,6 +57,12 @@ export interface LinuxBootOptions {
   name?: string;
   /** Initrd file name used in error messages. */
   initrdName?: string;
+  /**
+   * For a bzImage: decompress the kernel on the host and boot the vmlinux inside
+   * directly (with the bzImage's real setup header), skipping the kernel's own
+   * decompressor. Falls back to a normal bzImage boot for compressions we do not unpack.
+   */
+  unpack?: boolean;
 }
 
 export interface LinuxBootResult {
@@ -82,6 +89,16 @@ interface ZeroPageInput {
 export function loadBzImage(memory: GuestMemory, bytes: Uint8Array, options: LinuxBootOptions = {}): LinuxBootResult {
   const name = options.name ?? 'kernel';
   const hdr = parseSetupHeader(bytes, name);
+  if (options.unpack === true) {
+    const vmlinux = unpackBzImage(bytes, hdr, name);
+    if (vmlinux !== undefined) {
+      return loadVmlinux(memory, vmlinux, parseElf(vmlinux, `${name} (unpacked vmlinux)`), options, {
+        headerBytes: bytes.subarray(Hdr.START, hdr.headerEnd),
+        cmdlineSize: hdr.cmdlineSize,
+        initrdAddrMax: hdr.initrdAddrMax,
+      });
+    }
+  }
   const kernel = bytes.subarray(hdr.kernelOffset);
   const loadAddress = BZIMAGE_LOAD_ADDRESS;
   const kernelEnd = Math.max(loadAddress + kernel.length, decompressionEnd(hdr, loadAddress));
@@ -113,7 +130,13 @@ export function decompressionEnd(hdr: SetupHeader, loadAddress: number): number 
 }
 
 /** Loads an ELF64 vmlinux for 64-bit entry at its startup_64 (physical entry). */
-export function loadVmlinux(memory: GuestMemory, bytes: Uint8Array, elf: ElfImage, options: LinuxBootOptions = {}): LinuxBootResult {
+export function loadVmlinux(
+  memory: GuestMemory,
+  bytes: Uint8Array,
+  elf: ElfImage,
+  options: LinuxBootOptions = {},
+  header: Omit<ZeroPageInput, 'kernelEnd'> = { headerBytes: synthesisedHeader(), cmdlineSize: VMLINUX_CMDLINE_SIZE, initrdAddrMax: VMLINUX_INITRD_ADDR_MAX },
+): LinuxBootResult {
   const name = options.name ?? 'kernel';
   let kernelEnd = 0;
   for (const seg of elf.segments) {
@@ -133,12 +156,7 @@ export function loadVmlinux(memory: GuestMemory, bytes: Uint8Array, elf: ElfImag
       memory.fill(seg.paddr + seg.fileSize, seg.memSize - seg.fileSize, 0);
     }
   };
-  return finishLinuxBoot(memory, entry, options, writeKernel, {
-    headerBytes: synthesisedHeader(),
-    cmdlineSize: VMLINUX_CMDLINE_SIZE,
-    initrdAddrMax: VMLINUX_INITRD_ADDR_MAX,
-    kernelEnd,
-  });
+  return finishLinuxBoot(memory, entry, options, writeKernel, { ...header, kernelEnd });
 }
 
 /** A minimal setup header for kernels without one (vmlinux), as Firecracker builds it. */

@@ -30,6 +30,9 @@ export const Hdr = {
   XLOADFLAGS: 0x236,
   CMDLINE_SIZE: 0x238,
   HARDWARE_SUBARCH: 0x23c,
+  /** Offset of the compressed payload from the protected-mode kernel's start (protocol 2.08+). */
+  PAYLOAD_OFFSET: 0x248,
+  PAYLOAD_LENGTH: 0x24c,
   PREF_ADDRESS: 0x258,
   INIT_SIZE: 0x260,
   /** boot_params reserves up to here for the header (edd_mbr_sig_buffer follows at 0x290). */
@@ -65,6 +68,9 @@ export interface SetupHeader {
   readonly kernelOffset: number;
   /** End (exclusive file offset) of the setup header: 0x202 + the byte at 0x201. */
   readonly headerEnd: number;
+  /** File offset and length of the compressed kernel inside the bzImage. */
+  readonly payloadOffset: number;
+  readonly payloadLength: number;
 }
 
 export function versionString(version: number): string {
@@ -116,5 +122,7 @@ export function parseSetupHeader(bytes: Uint8Array, name: string): SetupHeader {
     initSize: view.getUint32(Hdr.INIT_SIZE, true),
     kernelOffset,
     headerEnd,
+    payloadOffset: kernelOffset + view.getUint32(Hdr.PAYLOAD_OFFSET, true),
+    payloadLength: view.getUint32(Hdr.PAYLOAD_LENGTH, true),
   };
 }
