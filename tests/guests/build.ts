@@ -22,7 +22,7 @@ export class GuestBuildError extends Error {
   override name = 'GuestBuildError';
 }
 
-type GuestKind = 'multiboot' | 'multiboot-aout' | 'linux64';
+type GuestKind = 'multiboot' | 'multiboot64' | 'multiboot-aout' | 'linux64';
 
 interface GuestSpec {
   /** Key in the result of buildGuests(). */
@@ -46,6 +46,8 @@ export const GUESTS: readonly GuestSpec[] = [
     sources: name === 'smp' ? ['smp.c', 'lib/ap-trampoline.S'] : [`${name}.c`],
     output: `${name}.elf`,
   })),
+  // Long mode: a multiboot ELF32 image whose 32-bit entry (boot64.S) switches to 64-bit code.
+  { name: 'interrupts64', kind: 'multiboot64', sources: ['interrupts.c'], output: 'interrupts64.elf' },
   // A multiboot-to-Linux-64-bit boot shim, linked at 32 MiB: lets QEMU run linux64-zeropage.
   { name: 'linux64-shim', kind: 'multiboot', sources: ['linux64-shim.c', 'linux64-shim-enter.S'], output: 'linux64-shim.elf', loadAddress: 0x2000000 },
   { name: 'multiboot-info-aout', kind: 'multiboot-aout', sources: ['multiboot-info.c'], output: 'multiboot-info-aout.bin' },
@@ -54,7 +56,8 @@ export const GUESTS: readonly GuestSpec[] = [
 ];
 
 const LIB_COMMON = ['string.c', 'serial.c', 'print.c', 'report.c', 'fw_cfg.c', 'acpi.c', 'apic.c', 'pit.c', 'multiboot.c'];
-const LIB_32_ONLY = ['idt.c'];
+/** The IDT runtime, only in multiboot guests (it needs the interrupt stubs of boot32.S or boot64.S). */
+const LIB_IDT = ['idt.c'];
 
 const CFLAGS_COMMON = [
   '-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-ffreestanding', '-nostdinc', '-fno-pic', '-fno-pie',
@@ -166,12 +169,21 @@ async function buildAll(paths: GuestPaths, tmp: string, ldExtra: readonly string
 
   // Objects: the runtime for both modes, the 32-bit boot stubs, each guest's own sources.
   const jobs: (() => Promise<unknown>)[] = [];
-  for (const f of [...LIB_COMMON, ...LIB_32_ONLY]) jobs.push(() => compile32(`lib/${f}`, objName(f, '.32')));
-  for (const f of LIB_COMMON) jobs.push(() => compile64(`lib/${f}`, objName(f, '.64')));
+  for (const f of [...LIB_COMMON, ...LIB_IDT]) jobs.push(() => compile32(`lib/${f}`, objName(f, '.32')));
+  for (const f of [...LIB_COMMON, ...LIB_IDT]) jobs.push(() => compile64(`lib/${f}`, objName(f, '.64')));
   jobs.push(() => compile32('lib/boot32.S', 'boot32.o'));
   jobs.push(() => compile32('lib/boot32.S', 'boot32-aout.o', ['-DAOUT_KLUDGE']));
+  jobs.push(() => compile64('lib/boot64.S', 'boot64.o'));
+  const guestObjects = new Set<string>();
   for (const g of GUESTS) {
-    if (g.kind === 'multiboot') for (const s of g.sources) jobs.push(() => compile32(s, objName(s, '.32')));
+    if (g.kind !== 'multiboot' && g.kind !== 'multiboot64') continue;
+    const suffix = g.kind === 'multiboot' ? '.32' : '.64';
+    for (const s of g.sources) {
+      const obj = objName(s, suffix);
+      if (guestObjects.has(obj)) continue;
+      guestObjects.add(obj);
+      jobs.push(() => (suffix === '.32' ? compile32 : compile64)(s, obj));
+    }
   }
   jobs.push(() => compile32('multiboot-info.c', 'multiboot-info-aout.32.o', ['-DAOUT_KLUDGE']));
   jobs.push(() => compile64('linux64-head.S', 'linux64-head.64.o'));
@@ -180,8 +192,9 @@ async function buildAll(paths: GuestPaths, tmp: string, ldExtra: readonly string
     await job();
   });
 
-  const lib32 = [...LIB_COMMON, ...LIB_32_ONLY].map((f) => objName(f, '.32'));
+  const lib32 = [...LIB_COMMON, ...LIB_IDT].map((f) => objName(f, '.32'));
   const lib64 = LIB_COMMON.map((f) => objName(f, '.64'));
+  const lib64Idt = LIB_IDT.map((f) => objName(f, '.64'));
   const ld32 = (out: string, objs: string[], loadAddress?: number) =>
     run('ld', ['-m', 'elf_i386', '-nostdlib', '-static', ...ldExtra,
       ...(loadAddress === undefined ? [] : [`--defsym=__load_addr=0x${loadAddress.toString(16)}`]),
@@ -190,6 +203,15 @@ async function buildAll(paths: GuestPaths, tmp: string, ldExtra: readonly string
   for (const g of GUESTS) {
     if (g.kind !== 'multiboot') continue;
     await ld32(g.output, ['boot32.o', ...g.sources.map((s) => objName(s, '.32')), ...lib32], g.loadAddress);
+  }
+  // Long-mode multiboot guests: link as ELF64 (1 MiB, 4 KiB pages), then rewrite
+  // the container as ELF32 i386; the bytes and load addresses are unchanged.
+  for (const g of GUESTS) {
+    if (g.kind !== 'multiboot64') continue;
+    const elf64 = g.output.replace(/\.elf$/, '.elf64');
+    await run('ld', ['-m', 'elf_x86_64', '-nostdlib', '-static', '-z', 'max-page-size=0x1000', ...ldExtra,
+      '-T', path.join(src, 'lib', 'multiboot64.ld'), '-o', elf64, 'boot64.o', ...g.sources.map((s) => objName(s, '.64')), ...lib64, ...lib64Idt], tmp);
+    await run('objcopy', ['-O', 'elf32-i386', elf64, g.output], tmp);
   }
   // a.out kludge: the multiboot header carries the load addresses; ship a flat binary.
   await ld32('multiboot-info-aout.elf', ['boot32-aout.o', 'multiboot-info-aout.32.o', ...lib32]);

@@ -1,7 +1,12 @@
 /*
- * interrupts - IDT, LAPIC timer, IOAPIC routing, PIT and UART interrupts.
+ * interrupts, interrupts64 - IDT, LAPIC timer, IOAPIC routing, PIT and UART interrupts.
  *
- * Sub-tests (each prints PASS/FAIL interrupts/<name>):
+ * Compiled twice: for 32-bit protected mode as "interrupts" (boot32.S, 32-bit
+ * gates, handlers return with iret) and for 64-bit long mode as "interrupts64"
+ * (boot64.S, identity-mapped paging, 64-bit gates, handlers return with iretq).
+ * The checks and their names are the same in both; only the prefix differs.
+ *
+ * Sub-tests (each prints PASS/FAIL <guest>/<name>):
  *   lapic-oneshot   LAPIC timer one-shot, divide by 16: exactly one interrupt
  *   lapic-periodic  LAPIC timer periodic, divide by 2: at least 5 interrupts
  *   pit-ioapic      PIT channel 0 at 100 Hz through IOAPIC pin 2: 10 ticks
@@ -11,6 +16,12 @@
  * Timeouts use the PIT as a polled clock.
  */
 #include "lib/idt.h"
+
+#ifdef __x86_64__
+#define GUEST "interrupts64"
+#else
+#define GUEST "interrupts"
+#endif
 
 #define VEC_LAPIC_TIMER 0x40
 #define VEC_PIT 0x41
@@ -81,7 +92,7 @@ static void lapic_timer_tests(void) {
   u32 took = pit_clock_us() - t0;
   pit_delay_us(30000);
   check(fired && lapic_ticks == 1, "lapic-oneshot", "%u interrupts (want exactly 1) in %u us", lapic_ticks, took);
-  print("interrupts: one-shot 100000 x 16 fired after %u us\n", took);
+  print(GUEST ": one-shot 100000 x 16 fired after %u us\n", took);
   check(lapic_read(LAPIC_TIMER_CURRENT) == 0, "lapic-oneshot-stopped", "current count %u after expiry",
         lapic_read(LAPIC_TIMER_CURRENT));
 
@@ -96,7 +107,7 @@ static void lapic_timer_tests(void) {
   lapic_write(LAPIC_LVT_TIMER, VEC_LAPIC_TIMER | (1u << 16)); /* mask */
   lapic_write(LAPIC_TIMER_INITIAL, 0);                        /* stop */
   check(fired, "lapic-periodic", "%u of 5 interrupts in %u us", lapic_ticks, took);
-  print("interrupts: periodic 500000 x 2: %u ticks in %u us\n", lapic_ticks, took);
+  print(GUEST ": periodic 500000 x 2: %u ticks in %u us\n", lapic_ticks, took);
 }
 
 static void pit_test(u32 bsp) {
@@ -107,7 +118,7 @@ static void pit_test(u32 bsp) {
   u32 took = pit_clock_us() - t0;
   ioapic_mask(PIT_PIN);
   check(fired, "pit-ioapic", "%u of 10 PIT ticks via IOAPIC pin %u in %u us", pit_ticks, PIT_PIN, took);
-  print("interrupts: 10 PIT ticks at 100 Hz took %u us\n", took);
+  print(GUEST ": 10 PIT ticks at 100 Hz took %u us\n", took);
   pit_clock_start(0);
 }
 
@@ -117,14 +128,14 @@ static void uart_tests(u32 bsp, const char *cmdline) {
   outb(PORT_COM1 + 1, 0x02); /* IER: THR empty */
   int armed = wait_for(&thre_irqs, 1, 1000000);
   u32 before = thre_irqs;
-  print("interrupts: THRE armed\n");
+  print(GUEST ": THRE armed\n");
   int after_write = wait_for(&thre_irqs, before + 1, 1000000);
   outb(PORT_COM1 + 1, 0x00);
   check(armed && after_write, "uart-thre", "THRE interrupts: %u on enable, %u after writing", before,
         thre_irqs - before);
 
   if (cmdline_has(cmdline, "no-rx")) {
-    print("interrupts: uart-rx skipped (no-rx)\n");
+    print(GUEST ": uart-rx skipped (no-rx)\n");
   } else {
     u32 timeout_ms = 10000;
     cmdline_u32(cmdline, "rx-timeout", &timeout_ms);
@@ -133,7 +144,7 @@ static void uart_tests(u32 bsp, const char *cmdline) {
     int got = wait_for(&rx_irqs, 1, timeout_ms * 1000);
     outb(PORT_COM1 + 1, 0x00);
     if (check(got, "uart-rx", "no receive interrupt within %u ms", timeout_ms))
-      print("interrupts: received 0x%02x\n", rx_byte);
+      print(GUEST ": received 0x%02x\n", rx_byte);
   }
   outb(PORT_COM1 + 4, 0x03);
   ioapic_mask(COM1_PIN);
@@ -141,12 +152,12 @@ static void uart_tests(u32 bsp, const char *cmdline) {
 
 void guest_main(u32 magic, const struct multiboot_info *mbi) {
   (void)magic;
-  report_begin("interrupts");
+  report_begin(GUEST);
   const char *cmdline = multiboot_cmdline(mbi);
   u32 bsp = lapic_id();
   pic_disable();
   u32 pins = ((ioapic_read(1) >> 16) & 0xff) + 1;
-  print("interrupts: lapic id %u version 0x%x, ioapic %u pins\n", bsp, lapic_read(LAPIC_VERSION), pins);
+  print(GUEST ": lapic id %u version 0x%x, ioapic %u pins\n", bsp, lapic_read(LAPIC_VERSION), pins);
   check(pins >= 24, "ioapic-pins", "IOAPIC reports %u redirection entries, want >= 24", pins);
   for (u32 pin = 0; pin < pins && pin < 24; pin++) ioapic_mask(pin);
   idt_set_handler(VEC_LAPIC_TIMER, on_lapic_timer);

@@ -1,8 +1,16 @@
-/* idt.c - builds the 32-bit IDT over the stubs in boot32.S and dispatches to C handlers. */
+/*
+ * idt.c - builds the IDT over the stubs in boot32.S (32-bit gates) or boot64.S
+ * (64-bit gates) and dispatches to per-vector C handlers.
+ */
 #include "idt.h"
 
 extern char isr_stubs[];
+#ifdef __x86_64__
+/* 16-byte gates: two quadwords per vector. */
+static u64 idt[256 * 2] __attribute__((aligned(16)));
+#else
 static u64 idt[256] __attribute__((aligned(16)));
+#endif
 static isr_handler handlers[256];
 volatile u32 idt_unexpected_interrupts;
 
@@ -12,9 +20,14 @@ static const char *const exception_names[32] = {
 
 void idt_init(void) {
   for (u32 v = 0; v < 256; v++) {
-    u32 addr = (u32)(uptr)isr_stubs + v * 16;
-    /* 32-bit interrupt gate, DPL 0, present, selector 0x08 */
+    uptr addr = (uptr)isr_stubs + v * 16;
+    /* interrupt gate (32-bit: type 0xe, 64-bit: type 0xe in long mode), DPL 0, present, selector: the code segment */
+#ifdef __x86_64__
+    idt[2 * v] = (u64)(addr & 0xffff) | ((u64)0x18 << 16) | ((u64)0x8e00 << 32) | ((u64)((addr >> 16) & 0xffff) << 48);
+    idt[2 * v + 1] = (u64)addr >> 32;
+#else
     idt[v] = (u64)(addr & 0xffff) | ((u64)0x08 << 16) | ((u64)0x8e00 << 32) | ((u64)(addr >> 16) << 48);
+#endif
   }
   idt_load();
 }
@@ -22,8 +35,8 @@ void idt_init(void) {
 void idt_load(void) {
   struct {
     u16 limit;
-    u32 base;
-  } __attribute__((packed)) desc = {sizeof idt - 1, (u32)(uptr)idt};
+    uptr base;
+  } __attribute__((packed)) desc = {sizeof idt - 1, (uptr)idt};
   __asm__ volatile("lidt %0" : : "m"(desc));
 }
 
@@ -36,10 +49,10 @@ void isr_dispatch(struct trap_frame *f) {
     return;
   }
   if (f->vector < 32) {
-    u32 cr2;
+    uptr cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    print("FAIL %s: unexpected exception %u %s at eip=0x%08x error=0x%x cr2=0x%x\n", report_guest_name, f->vector,
-          exception_names[f->vector], f->eip, f->error_code, cr2);
+    print("FAIL %s: unexpected exception %u %s at " TRAP_FRAME_IP_NAME "=0x%08llx error=0x%x cr2=0x%llx\n", report_guest_name,
+          (u32)f->vector, exception_names[f->vector], (u64)TRAP_FRAME_IP(f), (u32)f->error_code, (u64)cr2);
     exit_vm(EXIT_EXCEPTION);
   }
   idt_unexpected_interrupts++;
