@@ -72,13 +72,18 @@ for (const engine of ['kvm', 'soft'] as const) {
       });
     }
 
-    test('timer interrupts (LAPIC, PIT via IOAPIC) and UART interrupts (THRE, RX) are delivered', async () => {
-      const r = await run('interrupts', [], { stdin: 'x', stdinAfter: 'send a byte', keepStdinOpen: false });
-      for (const check of ['lapic-oneshot', 'lapic-periodic', 'pit-ioapic', 'uart-thre', 'uart-rx']) {
-        assert.match(r.stdout, new RegExp(`^PASS interrupts/${check}$`, 'm'), check);
-      }
-      expectPass(r, 'interrupts');
-    });
+    // Both modes where the engine can run them: this host's nested KVM (kvm_pvm) cannot emulate a 32-bit
+    // protected-mode iret, so under kvm only the long-mode variant proves interrupt delivery here.
+    for (const guest of engine === 'kvm' ? ['interrupts64'] : ['interrupts', 'interrupts64']) {
+      test(`${guest}: timer interrupts (LAPIC one-shot/periodic, PIT via IOAPIC) and UART interrupts (THRE, RX) are delivered`, async () => {
+        const r = await run(guest, [], { stdin: 'x', stdinAfter: 'send a byte' });
+        for (const check of ['lapic-oneshot', 'lapic-periodic', 'pit-ioapic', 'uart-thre', 'uart-rx', 'no-stray-interrupts']) {
+          assert.match(r.stdout, new RegExp(`^PASS ${guest}/${check}$`, 'm'), check);
+        }
+        assert.match(r.stdout, /received 0x78/);
+        expectPass(r, guest);
+      });
+    }
 
     test('reboot through the i8042 restarts the guest with its RAM kept', async () => {
       const r = await run('reboot');
