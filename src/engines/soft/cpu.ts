@@ -1174,7 +1174,7 @@ export class Cpu {
     let p = (sp - n * unit) & spMask;
     const newSp = p;
     const write = (v: number): void => {
-      this.sysWrite((ssBase + p) >>> 0, unit as 2 | 4, v);
+      this.sysWrite((ssBase + p) >>> 0, unit, v);
       p = (p + unit) & spMask;
     };
     if (error >= 0) write(error);

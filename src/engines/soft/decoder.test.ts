@@ -319,19 +319,19 @@ function check(source: string, bits: 16 | 32 | 64): number {
   return checkedMnemonics;
 }
 
-test('decoder matches objdump lengths and mnemonics in 64-bit mode', () => {
+void test('decoder matches objdump lengths and mnemonics in 64-bit mode', () => {
   const invalidIn64 = /\[bp\]|\[bx|\[si\]|push (es|eax)|pop (ds|ecx)|, cr\d|cr\d, |dr7|sysexit|sbb ecx|bts dword|xadd dword|cmpxchg dword|in eax, dx|movbe|call eax|jmp dword/;
   const common64 = COMMON.split('\n').filter((l) => !invalidIn64.test(l)).join('\n');
   const n = check(common64 + ONLY64 + JCC, 64);
   assert.ok(n > 40, `${n} mnemonics checked`);
 });
 
-test('decoder matches objdump lengths and mnemonics in 32-bit mode', () => {
+void test('decoder matches objdump lengths and mnemonics in 32-bit mode', () => {
   const n = check(COMMON + ONLY32 + JCC, 32);
   assert.ok(n > 40, `${n} mnemonics checked`);
 });
 
-test('decoder matches objdump lengths in 16-bit mode', () => {
+void test('decoder matches objdump lengths in 16-bit mode', () => {
   check(COMMON + ONLY32 + JCC, 16);
 });
 
@@ -346,7 +346,7 @@ jmp 2f
 2: nop
 `;
 
-test('invalid encodings decode to #UD and over-long instructions are rejected', () => {
+void test('invalid encodings decode to #UD and over-long instructions are rejected', () => {
   const out = new Int32Array(D_STRIDE);
   const bytes = (b: number[]): ByteSource => ({ byte: (i) => b[i] ?? 0x90 });
   // 0x06 (push es) is invalid in 64-bit mode.

@@ -292,7 +292,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       const size = (op & 1) === 0 ? 1 : opSize(f) === 2 ? 2 : 4;
       const port = op < 0xe8 ? r[b + D_IMM] & 0xff : c.lo[2] & 0xffff;
       checkIo(c, port, size);
-      const v = c.host === null ? 0xffffffff : c.host.pioRead(port, size as 1 | 2 | 4);
+      const v = c.host === null ? 0xffffffff : c.host.pioRead(port, size);
       writeReg(c, 0, size, 0, v, 0);
       return;
     }
@@ -301,7 +301,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       const port = op < 0xe8 ? r[b + D_IMM] & 0xff : c.lo[2] & 0xffff;
       checkIo(c, port, size);
       const v = size === 1 ? c.lo[0] & 0xff : size === 2 ? c.lo[0] & 0xffff : c.lo[0] >>> 0;
-      c.host?.pioWrite(port, size as 1 | 2 | 4, v);
+      c.host?.pioWrite(port, size, v);
       c.eventCheck = true; // a device may have raised an interrupt
       return;
     }
@@ -1380,13 +1380,13 @@ function stringIo(c: Cpu, r: Int32Array, b: number, f: number, op: number): void
       const lin = segLin(c, c.long64 ? SEG_FLAT : ES, di);
       // Check the destination first so a fault does not lose the port read.
       c.translate(lin, 1, c.cpl === 3);
-      const v = c.host === null ? 0xffffffff : c.host.pioRead(port, size as 1 | 2 | 4);
+      const v = c.host === null ? 0xffffffff : c.host.pioRead(port, size);
       writeMem(c, lin, size, v, 0);
       setIndex(c, 7, asz, wrapIndex(di + step, asz));
     } else { // OUTS
       const si = getIndex(c, 6, asz);
       const v = readMem(c, segLin(c, (f >> F_SEG_SHIFT) & 7, si), size);
-      c.host?.pioWrite(port, size as 1 | 2 | 4, size === 4 ? v >>> 0 : v);
+      c.host?.pioWrite(port, size, size === 4 ? v >>> 0 : v);
       setIndex(c, 6, asz, wrapIndex(si + step, asz));
     }
     if (!rep) return;

@@ -135,7 +135,7 @@ export function assemble(source: string, bits: 16 | 32 | 64, syntax: 'intel' | '
   }
 }
 
-/** Page tables identity-mapping the first 1 GiB with 2 MiB pages: PML4 at `at`, PDPT at +0x1000, PD at +0x2000. */
+/** Page tables identity-mapping the first 1 GiB with 2 MiB pages (PML4 at `at`, PDPT at +0x1000, PD at +0x2000) and a GDT at +0x3000. */
 export function identityPageTables(at: number): Array<{ address: number; bytes: Uint8Array }> {
   const pml4 = new Uint8Array(4096);
   const pdpt = new Uint8Array(4096);
@@ -144,7 +144,18 @@ export function identityPageTables(at: number): Array<{ address: number; bytes: 
   dv(pml4).setUint32(0, (at + 0x1000) | 7, true);
   dv(pdpt).setUint32(0, (at + 0x2000) | 7, true);
   for (let i = 0; i < 512; i++) dv(pd).setUint32(i * 8, (i * 0x200000) | 0x87, true);
-  return [{ address: at, bytes: pml4 }, { address: at + 0x1000, bytes: pdpt }, { address: at + 0x2000, bytes: pd }];
+  return [{ address: at, bytes: pml4 }, { address: at + 0x1000, bytes: pdpt }, { address: at + 0x2000, bytes: pd }, { address: at + 0x3000, bytes: testGdt() }];
+}
+
+/** The GDT longModeState() expects (at pml4 + 0x3000): 0x08 64-bit code, 0x10 data, 0x18 32-bit code, 0x20 user data. */
+export function testGdt(): Uint8Array {
+  const gdt = new Uint8Array(40);
+  const v = new DataView(gdt.buffer);
+  v.setBigUint64(8, 0x00af9a000000ffffn, true);
+  v.setBigUint64(16, 0x00cf92000000ffffn, true);
+  v.setBigUint64(24, 0x00cf9a000000ffffn, true);
+  v.setBigUint64(32, 0x00cff2000000ffffn, true);
+  return gdt;
 }
 
 /** A 64-bit long-mode state at CPL 0 with paging via tables at `pml4` (see identityPageTables). */
@@ -157,6 +168,7 @@ export function longModeState(rip: number, pml4: number, rsp = 0x80000): CpuStat
   s.seg.cs = flatSegment(0x8, true, true);
   for (const n of ['ds', 'es', 'ss', 'fs', 'gs'] as const) s.seg[n] = flatSegment(0x10, false);
   s.seg.tr = { ...flatSegment(0, false), type: 0xb, s: false, limit: 0x67, g: false, db: false };
+  s.gdt = { base: BigInt(pml4 + 0x3000), limit: 39 };
   s.rip = BigInt(rip);
   s.gpr.rsp = BigInt(rsp);
   s.rflags = 2n;

@@ -21,12 +21,12 @@ function makeHandlers(): Handler[] {
   for (let op = 0; op < N_OPS; op++) {
     const k = op;
     switch (op % 6) {
-      case 0: handlers.push((m, a, b) => { m.regs[a] = (m.regs[a]! + m.regs[b]! + k) | 0; m.flagsResult = m.regs[a]!; }); break;
-      case 1: handlers.push((m, a, b) => { m.regs[a] = (m.regs[a]! - m.regs[b]! - k) | 0; m.flagsResult = m.regs[a]!; }); break;
-      case 2: handlers.push((m, a, b) => { m.regs[a] = m.regs[a]! ^ (m.regs[b]! + k); m.flagsResult = m.regs[a]!; }); break;
-      case 3: handlers.push((m, a, b) => { m.regs[a] = m.regs[b]! << (k & 7); }); break;
-      case 4: handlers.push((m, a, _b) => { m.regs[a] = (m.regs[a]! + 1) | 0; m.flagsResult = m.regs[a]!; }); break;
-      default: handlers.push((m, a, b) => { m.regs[a] = m.regs[b]! & (k | 0xff0); m.flagsResult = m.regs[a]!; }); break;
+      case 0: handlers.push((m, a, b) => { m.regs[a] = (m.regs[a] + m.regs[b] + k) | 0; m.flagsResult = m.regs[a]!; }); break;
+      case 1: handlers.push((m, a, b) => { m.regs[a] = (m.regs[a] - m.regs[b] - k) | 0; m.flagsResult = m.regs[a]!; }); break;
+      case 2: handlers.push((m, a, b) => { m.regs[a] = m.regs[a] ^ (m.regs[b] + k); m.flagsResult = m.regs[a]!; }); break;
+      case 3: handlers.push((m, a, b) => { m.regs[a] = m.regs[b] << (k & 7); }); break;
+      case 4: handlers.push((m, a, _b) => { m.regs[a] = (m.regs[a] + 1) | 0; m.flagsResult = m.regs[a]!; }); break;
+      default: handlers.push((m, a, b) => { m.regs[a] = m.regs[b] & (k | 0xff0); m.flagsResult = m.regs[a]!; }); break;
     }
   }
   return handlers;
@@ -35,7 +35,7 @@ function makeHandlers(): Handler[] {
 function runTable(m: Machine, ops: Int32Array, args: Int32Array, steps: number, handlers: Handler[]): void {
   for (let i = 0; i < steps; i++) {
     const ip = i & (PROGRAM_LENGTH - 1);
-    handlers[ops[ip]!]!(m, args[ip]! & 15, args[ip]! >>> 4);
+    handlers[ops[ip]](m, args[ip] & 15, args[ip] >>> 4);
   }
 }
 
@@ -43,17 +43,17 @@ function runSwitch(m: Machine, ops: Int32Array, args: Int32Array, steps: number)
   const r = m.regs;
   for (let i = 0; i < steps; i++) {
     const ip = i & (PROGRAM_LENGTH - 1);
-    const a = args[ip]! & 15;
-    const b = args[ip]! >>> 4;
-    const op = ops[ip]!;
+    const a = args[ip] & 15;
+    const b = args[ip] >>> 4;
+    const op = ops[ip];
     const k = op;
     switch (op % 6) {
-      case 0: r[a] = (r[a]! + r[b]! + k) | 0; m.flagsResult = r[a]!; break;
-      case 1: r[a] = (r[a]! - r[b]! - k) | 0; m.flagsResult = r[a]!; break;
-      case 2: r[a] = r[a]! ^ (r[b]! + k); m.flagsResult = r[a]!; break;
-      case 3: r[a] = r[b]! << (k & 7); break;
-      case 4: r[a] = (r[a]! + 1) | 0; m.flagsResult = r[a]!; break;
-      default: r[a] = r[b]! & (k | 0xff0); m.flagsResult = r[a]!; break;
+      case 0: r[a] = (r[a] + r[b] + k) | 0; m.flagsResult = r[a]!; break;
+      case 1: r[a] = (r[a] - r[b] - k) | 0; m.flagsResult = r[a]!; break;
+      case 2: r[a] = r[a] ^ (r[b] + k); m.flagsResult = r[a]!; break;
+      case 3: r[a] = r[b] << (k & 7); break;
+      case 4: r[a] = (r[a] + 1) | 0; m.flagsResult = r[a]!; break;
+      default: r[a] = r[b] & (k | 0xff0); m.flagsResult = r[a]!; break;
     }
   }
 }
@@ -63,29 +63,29 @@ function runBigSwitch(m: Machine, ops: Int32Array, args: Int32Array, steps: numb
   const r = m.regs;
   for (let i = 0; i < steps; i++) {
     const ip = i & (PROGRAM_LENGTH - 1);
-    const a = args[ip]! & 15;
-    const b = args[ip]! >>> 4;
-    switch (ops[ip]!) {
-      case 0: r[a] = (r[a]! + r[b]!) | 0; m.flagsResult = r[a]!; break;
-      case 1: r[a] = (r[a]! - r[b]!) | 0; m.flagsResult = r[a]!; break;
-      case 2: r[a] = r[a]! ^ r[b]!; m.flagsResult = r[a]!; break;
-      case 3: r[a] = r[b]! << 3; break;
-      case 4: r[a] = (r[a]! + 1) | 0; m.flagsResult = r[a]!; break;
-      case 5: r[a] = r[b]! & 0xff0; m.flagsResult = r[a]!; break;
-      case 6: r[a] = (r[a]! + r[b]! + 6) | 0; m.flagsResult = r[a]!; break;
-      case 7: r[a] = (r[a]! - r[b]! - 7) | 0; m.flagsResult = r[a]!; break;
-      case 8: r[a] = r[a]! ^ (r[b]! + 8); m.flagsResult = r[a]!; break;
-      case 9: r[a] = r[b]! << 1; break;
-      case 10: r[a] = (r[a]! - 1) | 0; m.flagsResult = r[a]!; break;
-      case 11: r[a] = r[b]! | 0xff0; m.flagsResult = r[a]!; break;
-      default: handlers[ops[ip]!]!(m, a, b); break;
+    const a = args[ip] & 15;
+    const b = args[ip] >>> 4;
+    switch (ops[ip]) {
+      case 0: r[a] = (r[a] + r[b]) | 0; m.flagsResult = r[a]!; break;
+      case 1: r[a] = (r[a] - r[b]) | 0; m.flagsResult = r[a]!; break;
+      case 2: r[a] = r[a] ^ r[b]; m.flagsResult = r[a]!; break;
+      case 3: r[a] = r[b] << 3; break;
+      case 4: r[a] = (r[a] + 1) | 0; m.flagsResult = r[a]!; break;
+      case 5: r[a] = r[b] & 0xff0; m.flagsResult = r[a]!; break;
+      case 6: r[a] = (r[a] + r[b] + 6) | 0; m.flagsResult = r[a]!; break;
+      case 7: r[a] = (r[a] - r[b] - 7) | 0; m.flagsResult = r[a]!; break;
+      case 8: r[a] = r[a] ^ (r[b] + 8); m.flagsResult = r[a]!; break;
+      case 9: r[a] = r[b] << 1; break;
+      case 10: r[a] = (r[a] - 1) | 0; m.flagsResult = r[a]!; break;
+      case 11: r[a] = r[b] | 0xff0; m.flagsResult = r[a]!; break;
+      default: handlers[ops[ip]](m, a, b); break;
     }
   }
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((x, y) => x - y);
-  return s[s.length >> 1]!;
+  return s[s.length >> 1];
 }
 
 function main(): void {
@@ -105,13 +105,13 @@ function main(): void {
     const m = new Machine();
     let t = performance.now();
     runTable(m, ops, args, steps, handlers);
-    results.table!.push(steps / (performance.now() - t) / 1000);
+    results.table.push(steps / (performance.now() - t) / 1000);
     t = performance.now();
     runSwitch(m, ops, args, steps);
-    results.switch6!.push(steps / (performance.now() - t) / 1000);
+    results.switch6.push(steps / (performance.now() - t) / 1000);
     t = performance.now();
     runBigSwitch(m, ops, args, steps, handlers);
-    results.switch12plusTable!.push(steps / (performance.now() - t) / 1000);
+    results.switch12plusTable.push(steps / (performance.now() - t) / 1000);
   }
   for (const [k, v] of Object.entries(results)) console.log(`${k}: median ${median(v).toFixed(0)} M dispatches/s`);
 }
