@@ -137,6 +137,8 @@ export class Cpu {
   codeSize = 16;
   /** 0/1/2 for 16/32/64, part of the decode-cache tag. */
   codeSizeIndex = 0;
+  /** codeSizeIndex * 2^32: added to a wasm offset to form a decode-cache tag. */
+  tagBias = 0;
   /** Stack pointer width in bytes: 2, 4 or 8. */
   stackSize = 2;
   long64 = false;
@@ -863,7 +865,7 @@ export class Cpu {
     if (off >= 0 && (off & 0xfff) <= 0x1000 - 15) {
       const slot = off & DC_MASK;
       const b = slot << D_SHIFT;
-      const tag = off + this.codeSizeIndex * TWO32;
+      const tag = off + this.tagBias;
       if (code.tags[slot] !== tag) {
         code.markCode(off);
         this.fetchSource.base = lin;
@@ -883,11 +885,21 @@ export class Cpu {
 
   /** Executes one instruction (faults propagate as FAULT). */
   step(): void {
-    const b = this.fetchDecode();
-    const recs = this.code.records;
-    const len = recs[b + D_LEN];
-    const next = this.rip + len;
-    this.nextRip = this.codeSize === 64 ? next : this.codeSize === 32 ? next >>> 0 : next & 0xffff;
+    // Fast path: same fetch page as before and the instruction already decoded.
+    const rip = this.rip;
+    const lin = this.long64 ? rip : (this.csBase + rip) >>> 0;
+    const d = lin - this.fetchPage;
+    const code = this.code;
+    let b: number;
+    if (d >= 0 && d < 4096) {
+      const off = this.fetchOff + d;
+      const slot = off & DC_MASK;
+      b = (off & 0xfff) <= 0x1000 - 15 && code.tags[slot] === off + this.tagBias ? slot << D_SHIFT : this.fetchDecode();
+    } else b = this.fetchDecode();
+    const recs = code.records;
+    const next = rip + recs[b + D_LEN];
+    const size = this.codeSize;
+    this.nextRip = size === 64 ? next : size === 32 ? next >>> 0 : next & 0xffff;
     execute(this, recs[b + D_OP], b);
     this.rip = this.nextRip;
     this.instructions++;
@@ -1380,6 +1392,7 @@ export class Cpu {
     this.long64 = lma && (csAttr & A_L) !== 0;
     this.codeSize = this.long64 ? 64 : (csAttr & A_DB) !== 0 ? 32 : 16;
     this.codeSizeIndex = this.long64 ? 2 : this.codeSize === 32 ? 1 : 0;
+    this.tagBias = this.codeSizeIndex * TWO32;
     this.stackSize = this.long64 ? 8 : (this.segAttr[SS] & A_DB) !== 0 ? 4 : 2;
     this.csBase = this.segBase[CS];
     this.updateTlbSets();

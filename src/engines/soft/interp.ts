@@ -10,7 +10,7 @@ import type { Cpu } from './cpu.js';
 import {
   AC, AF, ARITH_FLAGS, CF, CR0_EM, CR0_MP, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
   IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_NM, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
-  A_L, A_DB, A_G, A_UNUSABLE,
+  A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
 import {
   D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
@@ -495,6 +495,15 @@ function branch(c: Cpu, f: number, target: number): void {
 function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
   const kind = op >> 3;
   const form = op & 7;
+  if ((f & F_MOD3) !== 0 && (f & 3) === 1 && (form === 1 || form === 3)) {
+    // Fast path: 32-bit register-register.
+    const n = r[b + D_REG];
+    const m = r[b + D_RM];
+    const dst = form === 1 ? m : n;
+    const res = alu(c, kind, 4, c.lo[dst], 0, c.lo[form === 1 ? n : m], 0);
+    if (kind !== 7) { c.lo[dst] = res; c.hi[dst] = 0; }
+    return;
+  }
   const size = (form & 1) === 0 ? 1 : opSize(f);
   if (form >= 4) {
     const a = readReg(c, 0, size, f);
@@ -728,6 +737,18 @@ function mulDiv(c: Cpu, size: number, signed: boolean, v: number, vHi: number, d
 
 function group45(c: Cpu, r: Int32Array, b: number, f: number, size: number): void {
   const sub = r[b + D_REG] & 7;
+  if (sub <= 1 && size === 4 && (f & F_MOD3) !== 0) {
+    // Fast path: INC/DEC r32.
+    const m = r[b + D_RM];
+    const cf = c.getCF();
+    const a = c.lo[m];
+    const res = sub === 0 ? (a + 1) | 0 : (a - 1) | 0;
+    c.lo[m] = res;
+    c.hi[m] = 0;
+    c.setLazy(sub === 0 ? L_INC : L_DEC, 4, res, 0, a, 0, 1, 0);
+    c.lazyCF = cf;
+    return;
+  }
   if (sub <= 1) {
     const a = readRm(c, r, b, size);
     const aHi = size === 8 ? c.rdHi : 0;
