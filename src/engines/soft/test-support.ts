@@ -120,15 +120,16 @@ export const softRunner: ProgramRunner = (spec) => runProgram(new SoftEngine(fak
 
 /**
  * Assembles GNU `as` source (Intel syntax unless it says otherwise) for
- * `bits` 16/32/64 and returns the raw bytes of .text. Test-only: needs binutils.
+ * `bits` 16/32/64, links it at `base` and returns the raw bytes of .text. Test-only: needs binutils.
  */
-export function assemble(source: string, bits: 16 | 32 | 64, syntax: 'intel' | 'att' = 'intel'): Uint8Array {
+export function assemble(source: string, bits: 16 | 32 | 64, base = 0, syntax: 'intel' | 'att' = 'intel'): Uint8Array {
   const dir = mkdtempSync(join(tmpdir(), 'softcpu-as-'));
   try {
     const header = (syntax === 'intel' ? '.intel_syntax noprefix\n' : '') + `.code${bits}\n`;
     writeFileSync(join(dir, 'a.s'), header + source + '\n');
     execFileSync('as', ['--64', '-o', join(dir, 'a.o'), join(dir, 'a.s')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    execFileSync('objcopy', ['-O', 'binary', '-j', '.text', join(dir, 'a.o'), join(dir, 'a.bin')]);
+    // Link at `base` so absolute label addresses are right.
+    execFileSync('ld', ['-m', 'elf_x86_64', '-Ttext=0x' + base.toString(16), '-e', '0', '--oformat=binary', '-o', join(dir, 'a.bin'), join(dir, 'a.o')], { stdio: ['ignore', 'ignore', 'pipe'] });
     return new Uint8Array(readFileSync(join(dir, 'a.bin')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
