@@ -23,7 +23,7 @@ const TWO32 = 0x1_0000_0000;
 
 export * from './arch.js';
 import {
-  A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
+  X_DB, A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
   CR4_PAE, CR4_PGE, CR4_PSE, CR4_SUPPORTED, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GS, IF, LDTR, L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC,
   L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, MAX_PHYS_BITS, NT, RF, SS, TF, TLB_MASK, TLB_SIZE, TR, VM, WRITABLE_FLAGS, X_DE, X_DF, X_GP, X_NMI, X_NP,
   X_PF, X_SS, X_TS, A_AVL,
@@ -337,7 +337,7 @@ export class Cpu {
     const prevIf = cur & IF;
     this.flags = ((cur & ~mask) | (value & mask) | 2) & (WRITABLE_FLAGS | 2 | VM);
     this.lazyOp = L_NONE;
-    if ((this.flags & IF) !== 0 && prevIf === 0) this.eventCheck = true;
+    if (((this.flags & IF) !== 0 && prevIf === 0) || (this.flags & TF) !== 0) this.eventCheck = true;
   }
 
   /** Evaluates condition code `cc` (0-15). */
@@ -921,11 +921,18 @@ export class Cpu {
       if (this.halted || this.waitForSipi) return RUN_HALTED;
       let limit = end;
       if (this.interruptShadow) { limit = this.instructions + 1; this.interruptShadow = false; }
+      const singleStep = (this.flags & TF) !== 0;
+      if (singleStep) limit = this.instructions + 1;
       this.eventCheck = false;
       try {
         while (this.instructions < limit) {
           this.step();
           if (this.eventCheck) break;
+        }
+        if (singleStep && this.instructions === limit) {
+          // Single-step trap after the instruction (DR6.BS).
+          this.dr[6] = (this.dr[6] | 0x4000) >>> 0;
+          this.externalInterruptLike(X_DB);
         }
       } catch (e) {
         if (e !== FAULT) throw e;
@@ -1013,6 +1020,11 @@ export class Cpu {
     return false;
   }
 
+  /** Delivers a trap-like event (single-step #DB) with the current RIP as the return address. */
+  private externalInterruptLike(vector: number): void {
+    this.externalInterrupt(vector);
+  }
+
   private externalInterrupt(vector: number): void {
     this.delivering = -1;
     try {
@@ -1041,14 +1053,6 @@ export class Cpu {
   /** The guest-visible TSC. */
   tsc(): number {
     return Math.max(0, this.rawTsc() + this.tscOffset);
-  }
-
-  /** True when an interrupt, NMI, INIT or SIPI would wake this vCPU. */
-  hasWakeEvent(): boolean {
-    const lapic = this.lapic;
-    if (lapic === null) return false;
-    if (this.waitForSipi) return true; // checked in run() via takeSipi/takeInit
-    return ((this.flags & IF) !== 0 && lapic.pendingVector() >= 0) || false;
   }
 
   // =====================================================================

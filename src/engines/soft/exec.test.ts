@@ -602,3 +602,28 @@ void test('triple fault ends the VM', async () => {
   const r = await softRunner({ code, loadAddress: 0x100000, state, memory: identityPageTables(0x9000) });
   assert.equal(r.exit.kind, 'triple-fault');
 });
+
+void test('single-step: TF traps (#DB) after each instruction following the POPF that sets it', async () => {
+  const code = assemble(STORE_MACRO + IDT_SETUP + `
+    mov r13, 0x200000
+    gate 1, db_handler
+    load_idt
+    xor r12, r12
+    pushfq
+    or qword ptr [rsp], 0x100
+    popfq
+    nop
+    nop
+    pushfq
+    and qword ptr [rsp], ~0x100
+    popfq
+    st r12
+    out 0xf4, al
+  db_handler:
+    inc r12
+    iretq
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit');
+  assert.equal(new DataView(r.readMemory(0x200000, 8).buffer).getBigUint64(0, true), 5n);
+});
