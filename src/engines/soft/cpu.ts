@@ -1133,13 +1133,12 @@ export class Cpu {
       if (rsp < -0x800000000000 || rsp >= 0x800000000000) this.raise(X_SS, 0);
       const frame = error >= 0 ? 6 : 5;
       let p = rsp - frame * 8;
-      const words = [error, returnRip, oldCs, flagsNow, oldSp, oldSs];
-      for (let k = error >= 0 ? 0 : 1; k < 6; k++) {
-        const v = words[k];
-        this.sysWrite(p, 4, v % TWO32 | 0);
-        this.sysWrite(p + 4, 4, Math.floor(v / TWO32) | 0);
-        p += 8;
-      }
+      if (error >= 0) { this.sysWrite64(p, error); p += 8; }
+      this.sysWrite64(p, returnRip);
+      this.sysWrite64(p + 8, oldCs);
+      this.sysWrite64(p + 16, flagsNow);
+      this.sysWrite64(p + 24, oldSp);
+      this.sysWrite64(p + 32, oldSs);
       // Commit.
       const stackSwitch = newCpl < this.cpl;
       this.cpl = newCpl;
@@ -1215,6 +1214,12 @@ export class Cpu {
     this.flags = newFlags;
     this.lazyOp = L_NONE;
     this.rip = push4 ? offset >>> 0 : offset & 0xffff;
+  }
+
+  /** Writes a 64-bit value given as a (signed) number at supervisor privilege. */
+  private sysWrite64(lin: number, v: number): void {
+    this.sysWrite(lin, 4, v % TWO32 | 0);
+    this.sysWrite(lin + 4, 4, Math.floor(v / TWO32) | 0);
   }
 
   private sysWriteStack16(sp: number, v: number): void {

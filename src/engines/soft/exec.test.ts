@@ -627,3 +627,34 @@ void test('single-step: TF traps (#DB) after each instruction following the POPF
   assert.equal(r.exit.kind, 'debug-exit');
   assert.equal(new DataView(r.readMemory(0x200000, 8).buffer).getBigUint64(0, true), 5n);
 });
+
+void test('#DF when #GP delivery hits a not-present gate; LOCK on a register operand is #UD', async () => {
+  const code = assemble(STORE_MACRO + IDT_SETUP + `
+    mov r13, 0x200000
+    gate 8, df_handler
+    gate 6, ud_handler
+    gate 13, df_handler
+    mov byte ptr [0x300000 + 13 * 16 + 5], 0x0e
+    load_idt
+    lea r15, [rip + r1]
+    .byte 0xf0, 0x01, 0xc3
+  r1:
+    mov ax, 0x28
+    mov ds, ax
+  df_handler:
+    mov rax, 8
+    st rax
+    pop rax
+    st rax
+    out 0xf4, al
+  ud_handler:
+    mov rax, 6
+    st rax
+    mov [rsp], r15
+    iretq
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit');
+  const dv = new DataView(r.readMemory(0x200000, 24).buffer);
+  assert.deepEqual([0, 1, 2].map((i) => dv.getBigUint64(i * 8, true)), [6n, 8n, 0n]);
+});

@@ -13,7 +13,7 @@ import {
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
 import {
-  D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
+  D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
   addrSize, alu, effectiveAddress, incDec, opSize, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
@@ -26,6 +26,7 @@ const TWO32 = 0x1_0000_0000;
 export function execute(c: Cpu, op: number, b: number): void {
   const r = c.code.records;
   const f = r[b + D_FLAGS];
+  if ((f & F_LOCK) !== 0 && !lockable(op, f, r[b + D_REG] & 7)) return ud(c);
   switch (op) {
     // ---- ALU Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev / AL,Ib / eAX,Iz ----
     case 0x00: case 0x01: case 0x02: case 0x03: case 0x04: case 0x05:
@@ -453,6 +454,24 @@ export function execute(c: Cpu, op: number, b: number): void {
         if ((c.cr0 & CR0_EM) === 0 && (c.cr0 & CR0_TS) !== 0) c.raise(X_NM);
       }
       return ud(c);
+  }
+}
+
+/** LOCK is allowed only on read-modify-write instructions with a memory destination. */
+function lockable(op: number, f: number, sub: number): boolean {
+  if ((f & F_MOD3) !== 0) return false;
+  if (op < 0x40) return (op & 7) < 2 && op !== 0x38 && op !== 0x39;
+  if (op >= 0x80 && op <= 0x83) return sub !== 7;
+  if (op === 0x86 || op === 0x87) return true;
+  if (op === 0xf6 || op === 0xf7) return sub === 2 || sub === 3;
+  if (op === 0xfe || op === 0xff) return sub <= 1;
+  switch (op) {
+    case OP_MAP_0F | 0xab: case OP_MAP_0F | 0xb3: case OP_MAP_0F | 0xbb:
+    case OP_MAP_0F | 0xb0: case OP_MAP_0F | 0xb1: case OP_MAP_0F | 0xc0: case OP_MAP_0F | 0xc1:
+      return true;
+    case OP_MAP_0F | 0xba: return sub >= 5;
+    case OP_MAP_0F | 0xc7: return sub === 1;
+    default: return false;
   }
 }
 
