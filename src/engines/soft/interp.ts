@@ -16,17 +16,70 @@ import {
   D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
-  addrSize, alu, effectiveAddress, incDec, opSize, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
+  addrSize, alu, effectiveAddress, incDec, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
 
 const TWO32 = 0x1_0000_0000;
 
+/**
+ * Executes decoded record `b` (opcode id `op`). The most frequent
+ * instructions are handled in this small function so V8 can inline their
+ * helpers; everything else goes to executeGeneral.
+ */
 export function execute(c: Cpu, op: number, b: number): void {
   const r = c.code.records;
   const f = r[b + D_FLAGS];
-  if ((f & F_LOCK) !== 0 && !lockable(op, f, r[b + D_REG] & 7)) return ud(c);
+  if ((f & F_LOCK) !== 0) {
+    if (!lockable(op, f, r[b + D_REG] & 7)) return ud(c);
+    return executeGeneral(c, op, b, r, f);
+  }
+  switch (op) {
+    case 0x01: case 0x03: case 0x09: case 0x0b: case 0x21: case 0x23: case 0x29: case 0x2b:
+    case 0x31: case 0x33: case 0x39: case 0x3b:
+      aluOp(c, r, b, f, op);
+      return;
+    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+    case OP_MAP_0F | 0x80: case OP_MAP_0F | 0x81: case OP_MAP_0F | 0x82: case OP_MAP_0F | 0x83:
+    case OP_MAP_0F | 0x84: case OP_MAP_0F | 0x85: case OP_MAP_0F | 0x86: case OP_MAP_0F | 0x87:
+    case OP_MAP_0F | 0x88: case OP_MAP_0F | 0x89: case OP_MAP_0F | 0x8a: case OP_MAP_0F | 0x8b:
+    case OP_MAP_0F | 0x8c: case OP_MAP_0F | 0x8d: case OP_MAP_0F | 0x8e: case OP_MAP_0F | 0x8f:
+      if (c.cond(op & 15)) branch(c, f, c.nextRip + r[b + D_IMM]);
+      return;
+    case 0x89: { // MOV Ev,Gv
+      const size = osz(f);
+      const v = readReg(c, r[b + D_REG], size, f);
+      writeRm(c, r, b, size, v, c.rdHi);
+      return;
+    }
+    case 0x8b: { // MOV Gv,Ev
+      const size = osz(f);
+      const v = readRm(c, r, b, size);
+      writeReg(c, r[b + D_REG], size, f, v, c.rdHi);
+      return;
+    }
+    case 0xff: group45(c, r, b, f, osz(f)); return;
+    case 0x81: case 0x83: group1(c, r, b, f, op); return;
+    case 0xc3: retNear(c, r, b, f, op); return;
+    case 0xe8: callRel(c, r, b, f); return;
+    case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57: {
+      const n = r[b + D_REG];
+      c.push(osz(f), c.lo[n], c.hi[n]);
+      return;
+    }
+    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
+      const size = osz(f);
+      const v = c.pop(size);
+      writeReg(c, r[b + D_REG], size, f, v, c.rdHi);
+      return;
+    }
+    default: return executeGeneral(c, op, b, r, f);
+  }
+}
+
+function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number): void {
   switch (op) {
     // ---- ALU Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev / AL,Ib / eAX,Iz ----
     case 0x00: case 0x01: case 0x02: case 0x03: case 0x04: case 0x05:
@@ -40,10 +93,10 @@ export function execute(c: Cpu, op: number, b: number): void {
       aluOp(c, r, b, f, op);
       return;
     case 0x06: case 0x0e: case 0x16: case 0x1e: // PUSH sreg
-      c.push(opSize(f), c.segSel[op >> 3], 0);
+      c.push(osz(f), c.segSel[op >> 3], 0);
       return;
     case 0x07: case 0x17: case 0x1f: { // POP sreg
-      const size = opSize(f);
+      const size = osz(f);
       const sel = c.peek(size, 0);
       c.loadSegment(op >> 3, sel & 0xffff);
       c.pop(size);
@@ -52,36 +105,36 @@ export function execute(c: Cpu, op: number, b: number): void {
     }
     case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
     case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
-      const size = opSize(f);
+      const size = osz(f);
       const n = r[b + D_REG];
       const v = incDec(c, op >= 0x48, size, readReg(c, n, size, f), 0);
       writeReg(c, n, size, f, v, 0);
       return;
     }
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57: {
-      const size = opSize(f);
+      const size = osz(f);
       const n = r[b + D_REG];
       c.push(size, c.lo[n], c.hi[n]);
       return;
     }
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
-      const size = opSize(f);
+      const size = osz(f);
       const v = c.pop(size);
       writeReg(c, r[b + D_REG], size, f, v, c.rdHi);
       return;
     }
-    case 0x60: pusha(c, opSize(f)); return;
-    case 0x61: popa(c, opSize(f)); return;
+    case 0x60: pusha(c, osz(f)); return;
+    case 0x61: popa(c, osz(f)); return;
     case 0x63: { // MOVSXD (64-bit mode); ARPL is not supported
       if (!c.long64) return ud(c);
       const v = readRm(c, r, b, 4);
-      const size = opSize(f);
+      const size = osz(f);
       writeReg(c, r[b + D_REG], size, f, v, size === 8 ? v >> 31 : 0);
       return;
     }
     case 0x68: case 0x6a: {
       const v = r[b + D_IMM];
-      c.push(opSize(f), v, v >> 31);
+      c.push(osz(f), v, v >> 31);
       return;
     }
     case 0x69: case 0x6b: case OP_MAP_0F | 0xaf:
@@ -100,18 +153,9 @@ export function execute(c: Cpu, op: number, b: number): void {
     case OP_MAP_0F | 0x8c: case OP_MAP_0F | 0x8d: case OP_MAP_0F | 0x8e: case OP_MAP_0F | 0x8f:
       if (c.cond(op & 15)) branch(c, f, c.nextRip + r[b + D_IMM]);
       return;
-    case 0x80: case 0x81: case 0x82: case 0x83: {
-      const size = op === 0x80 || op === 0x82 ? 1 : opSize(f);
-      const kind = r[b + D_REG] & 7;
-      const a = readRm(c, r, b, size);
-      const aHi = c.rdHi;
-      const imm = r[b + D_IMM];
-      const res = alu(c, kind, size, a, size === 8 ? aHi : 0, trunc(imm, size), imm >> 31);
-      if (kind !== 7) writeRmAfterRead(c, r, b, size, res, c.resHi);
-      return;
-    }
+    case 0x80: case 0x81: case 0x82: case 0x83: group1(c, r, b, f, op); return;
     case 0x84: case 0x85: { // TEST
-      const size = op === 0x84 ? 1 : opSize(f);
+      const size = op === 0x84 ? 1 : osz(f);
       const a = readRm(c, r, b, size);
       const aHi = c.rdHi;
       const v = readReg(c, r[b + D_REG], size, f);
@@ -119,7 +163,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       return;
     }
     case 0x86: case 0x87: { // XCHG (always locked)
-      const size = op === 0x86 ? 1 : opSize(f);
+      const size = op === 0x86 ? 1 : osz(f);
       const a = readRm(c, r, b, size);
       const aHi = c.rdHi;
       const v = readReg(c, r[b + D_REG], size, f);
@@ -129,13 +173,13 @@ export function execute(c: Cpu, op: number, b: number): void {
       return;
     }
     case 0x88: case 0x89: { // MOV Ev,Gv
-      const size = op === 0x88 ? 1 : opSize(f);
+      const size = op === 0x88 ? 1 : osz(f);
       const v = readReg(c, r[b + D_REG], size, f);
       writeRm(c, r, b, size, v, c.rdHi);
       return;
     }
     case 0x8a: case 0x8b: { // MOV Gv,Ev
-      const size = op === 0x8a ? 1 : opSize(f);
+      const size = op === 0x8a ? 1 : osz(f);
       const v = readRm(c, r, b, size);
       writeReg(c, r[b + D_REG], size, f, v, c.rdHi);
       return;
@@ -143,14 +187,14 @@ export function execute(c: Cpu, op: number, b: number): void {
     case 0x8c: { // MOV Ev,Sreg
       const s = r[b + D_REG] & 7;
       if (s > 5) return ud(c);
-      const size = (f & F_MOD3) !== 0 ? opSize(f) : 2;
+      const size = (f & F_MOD3) !== 0 ? osz(f) : 2;
       writeRm(c, r, b, size, c.segSel[s], 0);
       return;
     }
     case 0x8d: { // LEA
       if ((f & F_MOD3) !== 0) return ud(c);
       const ea = leaAddress(c, r, b);
-      const size = opSize(f);
+      const size = osz(f);
       writeReg(c, r[b + D_REG], size, f, ea % TWO32 | 0, Math.floor(ea / TWO32) | 0);
       return;
     }
@@ -164,7 +208,7 @@ export function execute(c: Cpu, op: number, b: number): void {
     }
     case 0x8f: { // POP Ev
       if ((r[b + D_REG] & 7) !== 0) return ud(c);
-      const size = opSize(f);
+      const size = osz(f);
       const v = c.peek(size, 0);
       const vHi = c.rdHi;
       // The address is computed with RSP already incremented.
@@ -180,25 +224,25 @@ export function execute(c: Cpu, op: number, b: number): void {
       xchgAcc(c, r, b, f);
       return;
     case 0x98: { // CBW/CWDE/CDQE
-      const size = opSize(f);
+      const size = osz(f);
       if (size === 2) c.lo[0] = (c.lo[0] & ~0xffff) | (((c.lo[0] << 24) >> 24) & 0xffff);
       else if (size === 4) { c.lo[0] = (c.lo[0] << 16) >> 16; c.hi[0] = 0; }
       else c.hi[0] = c.lo[0] >> 31;
       return;
     }
     case 0x99: { // CWD/CDQ/CQO
-      const size = opSize(f);
+      const size = osz(f);
       if (size === 2) c.lo[2] = (c.lo[2] & ~0xffff) | ((c.lo[0] << 16) >> 31 & 0xffff);
       else if (size === 4) { c.lo[2] = c.lo[0] >> 31; c.hi[2] = 0; }
       else { c.lo[2] = c.hi[0] >> 31; c.hi[2] = c.hi[0] >> 31; }
       return;
     }
-    case 0x9a: farCall(c, r[b + D_IMM2], opSize(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0, opSize(f)); return;
+    case 0x9a: farCall(c, r[b + D_IMM2], osz(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0, osz(f)); return;
     case 0x9b: // FWAIT
       if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.raise(X_NM);
       return;
-    case 0x9c: pushf(c, opSize(f)); return;
-    case 0x9d: popf(c, opSize(f)); return;
+    case 0x9c: pushf(c, osz(f)); return;
+    case 0x9d: popf(c, osz(f)); return;
     case 0x9e: // SAHF
       c.setFlags((c.lo[0] >> 8) & 0xff, CF | PF | AF | ZF | SF);
       return;
@@ -206,7 +250,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       c.lo[0] = (c.lo[0] & ~0xff00) | ((c.getFlags() & 0xd7 | 2) << 8);
       return;
     case 0xa0: case 0xa1: case 0xa2: case 0xa3: { // MOV moffs
-      const size = op & 1 ? opSize(f) : 1;
+      const size = op & 1 ? osz(f) : 1;
       const asz = addrSize(f);
       let off = asz === 8 ? r[b + D_IMM2] * TWO32 + (r[b + D_IMM] >>> 0) : r[b + D_IMM] >>> 0;
       if (asz === 8 && off >= 2 ** 63) off -= 2 ** 64;
@@ -220,7 +264,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       stringOp(c, f, op);
       return;
     case 0xa8: case 0xa9: { // TEST acc,imm
-      const size = op === 0xa8 ? 1 : opSize(f);
+      const size = op === 0xa8 ? 1 : osz(f);
       const a = readReg(c, 0, size, f);
       const imm = r[b + D_IMM];
       alu(c, 4, size, a, c.rdHi, trunc(imm, size), imm >> 31);
@@ -230,24 +274,15 @@ export function execute(c: Cpu, op: number, b: number): void {
       writeReg(c, r[b + D_REG], 1, f, r[b + D_IMM], 0);
       return;
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
-      writeReg(c, r[b + D_REG], opSize(f), f, r[b + D_IMM], r[b + D_IMM2]);
+      writeReg(c, r[b + D_REG], osz(f), f, r[b + D_IMM], r[b + D_IMM2]);
       return;
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-      const size = (op & 1) === 0 ? 1 : opSize(f);
+      const size = (op & 1) === 0 ? 1 : osz(f);
       const count = op <= 0xc1 ? r[b + D_IMM] : op <= 0xd1 ? 1 : c.lo[1];
       shiftGroup(c, r, b, size, r[b + D_REG] & 7, count & (size === 8 ? 63 : 31));
       return;
     }
-    case 0xc2: case 0xc3: { // RET near
-      const size = opSize(f);
-      const v = c.peek(size, 0);
-      const target = size === 8 ? c.rdHi * TWO32 + (v >>> 0) : size === 4 ? v >>> 0 : v & 0xffff;
-      checkBranchTarget(c, target);
-      c.pop(size);
-      if (op === 0xc2) c.setSp(wrapStack(c, c.getSp() + (r[b + D_IMM] & 0xffff)));
-      c.nextRip = target;
-      return;
-    }
+    case 0xc2: case 0xc3: retNear(c, r, b, f, op); return;
     case 0xc4: case 0xc5: { // LES/LDS (outside 64-bit mode)
       if ((f & F_MOD3) !== 0) return ud(c);
       loadFarPointer(c, r, b, f, op === 0xc4 ? ES : DS);
@@ -255,14 +290,14 @@ export function execute(c: Cpu, op: number, b: number): void {
     }
     case 0xc6: case 0xc7: { // MOV Ev,imm
       if ((r[b + D_REG] & 7) !== 0) return ud(c);
-      const size = op === 0xc6 ? 1 : opSize(f);
+      const size = op === 0xc6 ? 1 : osz(f);
       const imm = r[b + D_IMM];
       writeRm(c, r, b, size, trunc(imm, size), imm >> 31);
       return;
     }
-    case 0xc8: enter(c, opSize(f), r[b + D_IMM], r[b + D_IMM2]); return;
+    case 0xc8: enter(c, osz(f), r[b + D_IMM], r[b + D_IMM2]); return;
     case 0xc9: { // LEAVE
-      const size = opSize(f);
+      const size = osz(f);
       const bp = c.stackSize === 8 ? c.reg64(5) : c.stackSize === 4 ? c.lo[5] >>> 0 : c.lo[5] & 0xffff;
       const v = size === 8 ? c.rd64(c.stackLin(bp)) : size === 4 ? c.rd32(c.stackLin(bp)) : c.rd16(c.stackLin(bp));
       const vHi = size === 8 ? c.rdHi : 0;
@@ -270,11 +305,11 @@ export function execute(c: Cpu, op: number, b: number): void {
       writeReg(c, 5, size, f, v, vHi);
       return;
     }
-    case 0xca: case 0xcb: farReturn(c, opSize(f), op === 0xca ? r[b + D_IMM] & 0xffff : 0); return;
+    case 0xca: case 0xcb: farReturn(c, osz(f), op === 0xca ? r[b + D_IMM] & 0xffff : 0); return;
     case 0xcc: c.softwareInterrupt(X_BP, true); return;
     case 0xcd: c.softwareInterrupt(r[b + D_IMM] & 0xff, true); return;
     case 0xce: if (c.getOF() !== 0) c.softwareInterrupt(X_OF, true); return;
-    case 0xcf: iret(c, opSize(f)); return;
+    case 0xcf: iret(c, osz(f)); return;
     case 0xd7: { // XLAT
       const asz = addrSize(f);
       const bx = asz === 8 ? c.reg64(3) : asz === 4 ? c.lo[3] >>> 0 : c.lo[3] & 0xffff;
@@ -290,7 +325,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       return ud(c);
     case 0xe0: case 0xe1: case 0xe2: case 0xe3: loop(c, r, b, f, op); return;
     case 0xe4: case 0xe5: case 0xec: case 0xed: { // IN
-      const size = (op & 1) === 0 ? 1 : opSize(f) === 2 ? 2 : 4;
+      const size = (op & 1) === 0 ? 1 : osz(f) === 2 ? 2 : 4;
       const port = op < 0xe8 ? r[b + D_IMM] & 0xff : c.lo[2] & 0xffff;
       checkIo(c, port, size);
       const v = c.host === null ? 0xffffffff : c.host.pioRead(port, size);
@@ -298,7 +333,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       return;
     }
     case 0xe6: case 0xe7: case 0xee: case 0xef: { // OUT
-      const size = (op & 1) === 0 ? 1 : opSize(f) === 2 ? 2 : 4;
+      const size = (op & 1) === 0 ? 1 : osz(f) === 2 ? 2 : 4;
       const port = op < 0xe8 ? r[b + D_IMM] & 0xff : c.lo[2] & 0xffff;
       checkIo(c, port, size);
       const v = size === 1 ? c.lo[0] & 0xff : size === 2 ? c.lo[0] & 0xffff : c.lo[0] >>> 0;
@@ -306,16 +341,9 @@ export function execute(c: Cpu, op: number, b: number): void {
       c.eventCheck = true; // a device may have raised an interrupt
       return;
     }
-    case 0xe8: { // CALL rel
-      const size = opSize(f);
-      const target = wrapIp(c.nextRip + r[b + D_IMM], size);
-      const ret = c.nextRip;
-      c.push(size, ret % TWO32 | 0, Math.floor(ret / TWO32) | 0);
-      c.nextRip = target;
-      return;
-    }
+    case 0xe8: callRel(c, r, b, f); return;
     case 0xe9: case 0xeb: branch(c, f, c.nextRip + r[b + D_IMM]); return;
-    case 0xea: c.loadFarCode(r[b + D_IMM2]); c.nextRip = opSize(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0; return;
+    case 0xea: c.loadFarCode(r[b + D_IMM2]); c.nextRip = osz(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0; return;
     case 0xf1: c.softwareInterrupt(X_DB, false); return;
     case 0xf4: // HLT
       if (c.cpl !== 0) c.raise(X_GP, 0);
@@ -323,7 +351,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       c.eventCheck = true;
       return;
     case 0xf5: c.setFlags(c.getFlags() ^ CF, CF); return;
-    case 0xf6: case 0xf7: group3(c, r, b, op === 0xf6 ? 1 : opSize(f)); return;
+    case 0xf6: case 0xf7: group3(c, r, b, op === 0xf6 ? 1 : osz(f)); return;
     case 0xf8: c.setFlags(0, CF); return;
     case 0xf9: c.setFlags(CF, CF); return;
     case 0xfa: // CLI
@@ -336,7 +364,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       return;
     case 0xfc: c.flags &= ~DF; return;
     case 0xfd: c.flags |= DF; return;
-    case 0xfe: case 0xff: group45(c, r, b, f, op === 0xfe ? 1 : opSize(f)); return;
+    case 0xfe: case 0xff: group45(c, r, b, f, op === 0xfe ? 1 : osz(f)); return;
 
     // ---- 0F map ----
     case OP_MAP_0F | 0x00: group6(c, r, b, f); return;
@@ -374,7 +402,7 @@ export function execute(c: Cpu, op: number, b: number): void {
     case OP_MAP_0F | 0x44: case OP_MAP_0F | 0x45: case OP_MAP_0F | 0x46: case OP_MAP_0F | 0x47:
     case OP_MAP_0F | 0x48: case OP_MAP_0F | 0x49: case OP_MAP_0F | 0x4a: case OP_MAP_0F | 0x4b:
     case OP_MAP_0F | 0x4c: case OP_MAP_0F | 0x4d: case OP_MAP_0F | 0x4e: case OP_MAP_0F | 0x4f: { // CMOVcc
-      const size = opSize(f);
+      const size = osz(f);
       const v = readRm(c, r, b, size);
       const vHi = c.rdHi;
       const n = r[b + D_REG];
@@ -388,9 +416,9 @@ export function execute(c: Cpu, op: number, b: number): void {
     case OP_MAP_0F | 0x9c: case OP_MAP_0F | 0x9d: case OP_MAP_0F | 0x9e: case OP_MAP_0F | 0x9f: // SETcc
       writeRm(c, r, b, 1, c.cond(op & 15) ? 1 : 0, 0);
       return;
-    case OP_MAP_0F | 0xa0: case OP_MAP_0F | 0xa8: c.push(opSize(f), c.segSel[op === (OP_MAP_0F | 0xa0) ? FS : GS], 0); return;
+    case OP_MAP_0F | 0xa0: case OP_MAP_0F | 0xa8: c.push(osz(f), c.segSel[op === (OP_MAP_0F | 0xa0) ? FS : GS], 0); return;
     case OP_MAP_0F | 0xa1: case OP_MAP_0F | 0xa9: {
-      const size = opSize(f);
+      const size = osz(f);
       const sel = c.peek(size, 0);
       c.loadSegment(op === (OP_MAP_0F | 0xa1) ? FS : GS, sel & 0xffff);
       c.pop(size);
@@ -408,7 +436,7 @@ export function execute(c: Cpu, op: number, b: number): void {
       doubleShift(c, r, b, f, (op & 8) !== 0, (op & 1) === 0 ? r[b + D_IMM] : c.lo[1]);
       return;
     case OP_MAP_0F | 0xae: group15(c, r, b, f); return;
-    case OP_MAP_0F | 0xb0: case OP_MAP_0F | 0xb1: cmpxchg(c, r, b, f, op === (OP_MAP_0F | 0xb0) ? 1 : opSize(f)); return;
+    case OP_MAP_0F | 0xb0: case OP_MAP_0F | 0xb1: cmpxchg(c, r, b, f, op === (OP_MAP_0F | 0xb0) ? 1 : osz(f)); return;
     case OP_MAP_0F | 0xb2: case OP_MAP_0F | 0xb4: case OP_MAP_0F | 0xb5:
       if ((f & F_MOD3) !== 0) return ud(c);
       loadFarPointer(c, r, b, f, op === (OP_MAP_0F | 0xb2) ? SS : op === (OP_MAP_0F | 0xb4) ? FS : GS);
@@ -416,14 +444,14 @@ export function execute(c: Cpu, op: number, b: number): void {
     case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf: { // MOVZX/MOVSX
       const srcSize = (op & 1) === 0 ? 1 : 2;
       let v = readRm(c, r, b, srcSize);
-      const size = opSize(f);
+      const size = osz(f);
       if ((op & 8) !== 0) v = signExtend(v, srcSize);
       writeReg(c, r[b + D_REG], size, f, v, v >> 31);
       return;
     }
     case OP_MAP_0F | 0xbc: case OP_MAP_0F | 0xbd: bitScan(c, r, b, f, op === (OP_MAP_0F | 0xbd)); return;
     case OP_MAP_0F | 0xc0: case OP_MAP_0F | 0xc1: { // XADD
-      const size = op === (OP_MAP_0F | 0xc0) ? 1 : opSize(f);
+      const size = op === (OP_MAP_0F | 0xc0) ? 1 : osz(f);
       const a = readRm(c, r, b, size);
       const aHi = size === 8 ? c.rdHi : 0;
       const n = r[b + D_REG];
@@ -439,7 +467,7 @@ export function execute(c: Cpu, op: number, b: number): void {
     case OP_MAP_0F | 0xc8: case OP_MAP_0F | 0xc9: case OP_MAP_0F | 0xca: case OP_MAP_0F | 0xcb:
     case OP_MAP_0F | 0xcc: case OP_MAP_0F | 0xcd: case OP_MAP_0F | 0xce: case OP_MAP_0F | 0xcf: { // BSWAP
       const n = r[b + D_REG];
-      const size = opSize(f);
+      const size = osz(f);
       if (size === 8) {
         const lo = bswap32(c.lo[n]);
         c.lo[n] = bswap32(c.hi[n]);
@@ -475,6 +503,45 @@ function lockable(op: number, f: number, sub: number): boolean {
   }
 }
 
+function group1(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
+  const size = op === 0x80 || op === 0x82 ? 1 : osz(f);
+  const kind = r[b + D_REG] & 7;
+  const imm = r[b + D_IMM];
+  if ((f & F_MOD3) !== 0 && size === 4) {
+    const m = r[b + D_RM];
+    const res = alu(c, kind, 4, c.lo[m], 0, imm, 0);
+    if (kind !== 7) { c.lo[m] = res; c.hi[m] = 0; }
+    return;
+  }
+  const a = readRm(c, r, b, size);
+  const aHi = c.rdHi;
+  const res = alu(c, kind, size, a, size === 8 ? aHi : 0, trunc(imm, size), imm >> 31);
+  if (kind !== 7) writeRmAfterRead(c, r, b, size, res, c.resHi);
+}
+
+function retNear(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
+  const size = osz(f);
+  const v = c.peek(size, 0);
+  const target = size === 8 ? c.rdHi * TWO32 + (v >>> 0) : size === 4 ? v >>> 0 : v & 0xffff;
+  checkBranchTarget(c, target);
+  c.pop(size);
+  if (op === 0xc2) c.setSp(wrapStack(c, c.getSp() + (r[b + D_IMM] & 0xffff)));
+  c.nextRip = target;
+}
+
+function callRel(c: Cpu, r: Int32Array, b: number, f: number): void {
+  const size = osz(f);
+  const target = wrapIp(c.nextRip + r[b + D_IMM], size);
+  const ret = c.nextRip;
+  c.push(size, ret % TWO32 | 0, Math.floor(ret / TWO32) | 0);
+  c.nextRip = target;
+}
+
+/** Operand size in bytes (2, 4 or 8) from decoder flags (local copy so V8 inlines it here). */
+function osz(f: number): number {
+  return 2 << (f & 3);
+}
+
 function ud(c: Cpu): never {
   return c.raise(X_UD);
 }
@@ -506,7 +573,7 @@ function checkBranchTarget(c: Cpu, target: number): void {
 }
 
 function branch(c: Cpu, f: number, target: number): void {
-  const t = wrapIp(target, opSize(f));
+  const t = wrapIp(target, osz(f));
   checkBranchTarget(c, t);
   c.nextRip = t;
 }
@@ -523,7 +590,7 @@ function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
     if (kind !== 7) { c.lo[dst] = res; c.hi[dst] = 0; }
     return;
   }
-  const size = (form & 1) === 0 ? 1 : opSize(f);
+  const size = (form & 1) === 0 ? 1 : osz(f);
   if (form >= 4) {
     const a = readReg(c, 0, size, f);
     const aHi = size === 8 ? c.rdHi : 0;
@@ -572,14 +639,14 @@ function leaAddress(c: Cpu, r: Int32Array, b: number): number {
   r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT);
   let ea: number;
   try { ea = effectiveAddress(c, r, b); } finally { r[b + D_FLAGS] = saved; }
-  const size = opSize(f);
+  const size = osz(f);
   if (size === 2) return ea & 0xffff;
   if (size === 4) return ea >>> 0;
   return ea < 0 ? ea + 2 ** 64 : ea;
 }
 
 function xchgAcc(c: Cpu, r: Int32Array, b: number, f: number): void {
-  const size = opSize(f);
+  const size = osz(f);
   const n = r[b + D_REG];
   const a = readReg(c, 0, size, f);
   const aHi = c.rdHi;
@@ -603,7 +670,7 @@ function popa(c: Cpu, size: number): void {
 }
 
 function imulReg(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
-  const size = opSize(f);
+  const size = osz(f);
   const a = readRm(c, r, b, size);
   const aHi = c.rdHi;
   let m: number;
@@ -1111,7 +1178,7 @@ function bit64(lo: number, hi: number, pos: number): number {
 }
 
 function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean, countIn: number): void {
-  const size = opSize(f);
+  const size = osz(f);
   const count = countIn & (size === 8 ? 63 : 31);
   const a = readRm(c, r, b, size);
   const aHi = size === 8 ? c.rdHi : 0;
@@ -1175,7 +1242,7 @@ function shr64(lo: number, hi: number, n: number): [number, number] {
 
 function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immBit: number): void {
   // kind: 0 BT, 1 BTS, 2 BTR, 3 BTC
-  const size = opSize(f);
+  const size = osz(f);
   const bits = size * 8;
   let bitOff: number;
   if (immBit >= 0) bitOff = immBit & (bits - 1);
@@ -1215,7 +1282,7 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
 }
 
 function bitScan(c: Cpu, r: Int32Array, b: number, f: number, reverse: boolean): void {
-  const size = opSize(f);
+  const size = osz(f);
   const v = readRm(c, r, b, size);
   const vHi = size === 8 ? c.rdHi : 0;
   const lo = size === 2 ? v & 0xffff : v;
@@ -1299,7 +1366,7 @@ function bswap32(v: number): number {
 }
 
 function loadFarPointer(c: Cpu, r: Int32Array, b: number, f: number, s: number): void {
-  const size = opSize(f);
+  const size = osz(f);
   const lin = effectiveAddress(c, r, b);
   const off = size === 8 ? c.rd64(lin) : size === 4 ? c.rd32(lin) : c.rd16(lin);
   const offHi = size === 8 ? c.rdHi : 0;
@@ -1340,7 +1407,7 @@ function segLin(c: Cpu, seg: number, off: number): number {
 }
 
 function stringOp(c: Cpu, f: number, op: number): void {
-  const size = (op & 1) === 0 ? 1 : opSize(f);
+  const size = (op & 1) === 0 ? 1 : osz(f);
   const asz = addrSize(f);
   const rep = (f & (F_REP | F_REPNE)) !== 0;
   const srcSeg = (f >> F_SEG_SHIFT) & 7;
@@ -1405,7 +1472,7 @@ function stringOp(c: Cpu, f: number, op: number): void {
 
 function stringIo(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
   void r; void b;
-  const size = (op & 1) === 0 ? 1 : opSize(f) === 2 ? 2 : 4;
+  const size = (op & 1) === 0 ? 1 : osz(f) === 2 ? 2 : 4;
   const asz = addrSize(f);
   const rep = (f & (F_REP | F_REPNE)) !== 0;
   const port = c.lo[2] & 0xffff;
@@ -1462,7 +1529,7 @@ function group6(c: Cpu, r: Int32Array, b: number, f: number): void {
   switch (sub) {
     case 0: case 1: { // SLDT, STR
       const sel = c.segSel[sub === 0 ? LDTR : TR];
-      writeRm(c, r, b, (f & F_MOD3) !== 0 ? opSize(f) : 2, sel, 0);
+      writeRm(c, r, b, (f & F_MOD3) !== 0 ? osz(f) : 2, sel, 0);
       return;
     }
     case 2: case 3: { // LLDT, LTR
@@ -1540,7 +1607,7 @@ function group7(c: Cpu, r: Int32Array, b: number, f: number): void {
         return;
       default:
         if (sub === 4) { // SMSW r
-          const size = opSize(f);
+          const size = osz(f);
           writeReg(c, r[b + D_RM], size, f, size === 2 ? c.cr0 & 0xffff : c.cr0, 0);
           return;
         }
@@ -1567,7 +1634,7 @@ function group7(c: Cpu, r: Int32Array, b: number, f: number): void {
         base = c.rdHi * TWO32 + (lo >>> 0);
       } else {
         base = c.rd32(c.linWrap(lin + 2)) >>> 0;
-        if (opSize(f) === 2) base &= 0xffffff;
+        if (osz(f) === 2) base &= 0xffffff;
       }
       if (sub === 2) { c.gdtBase = base; c.gdtLimit = limit; }
       else { c.idtBase = base; c.idtLimit = limit; }
@@ -1610,7 +1677,7 @@ function larLsl(c: Cpu, r: Int32Array, b: number, f: number, lar: boolean): void
   }
   c.setFlags(ok ? ZF : 0, ZF);
   if (!ok) return;
-  const size = opSize(f);
+  const size = osz(f);
   if (lar) writeReg(c, r[b + D_REG], size, f, c.descHi & (size === 2 ? 0xff00 : 0xf0ff00), 0);
   else {
     const lim = c.descLimit();
