@@ -1188,17 +1188,13 @@ export class Cpu {
     const n = (outer ? 2 : 0) + 3 + (error >= 0 ? 1 : 0);
     let p = (sp - n * unit) & spMask;
     const newSp = p;
-    const write = (v: number): void => {
-      this.sysWrite((ssBase + p) >>> 0, unit, v);
-      p = (p + unit) & spMask;
-    };
-    if (error >= 0) write(error);
-    write(returnRip);
-    write(oldCs);
-    write(flagsNow);
+    if (error >= 0) { this.sysWrite((ssBase + p) >>> 0, unit, error); p = (p + unit) & spMask; }
+    this.sysWrite((ssBase + p) >>> 0, unit, returnRip); p = (p + unit) & spMask;
+    this.sysWrite((ssBase + p) >>> 0, unit, oldCs); p = (p + unit) & spMask;
+    this.sysWrite((ssBase + p) >>> 0, unit, flagsNow); p = (p + unit) & spMask;
     if (outer) {
-      write(oldSp);
-      write(oldSs);
+      this.sysWrite((ssBase + p) >>> 0, unit, oldSp); p = (p + unit) & spMask;
+      this.sysWrite((ssBase + p) >>> 0, unit, oldSs);
     }
     if (outer) {
       this.segSel[SS] = (ssSel & ~3) | newCpl;

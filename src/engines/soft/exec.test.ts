@@ -658,3 +658,29 @@ void test('#DF when #GP delivery hits a not-present gate; LOCK on a register ope
   const dv = new DataView(r.readMemory(0x200000, 24).buffer);
   assert.deepEqual([0, 1, 2].map((i) => dv.getBigUint64(i * 8, true)), [6n, 8n, 0n]);
 });
+
+void test('compatibility mode: far jump from 64-bit to a 32-bit code segment and back', async () => {
+  // Test GDT: 0x08 64-bit code, 0x18 32-bit code. Code linked at 0x100000 for absolute far pointers.
+  const code = assemble(`
+    mov rax, 0x1111111122222222
+    ljmp [rip + to32]
+  to32:
+    .long compat
+    .word 0x18
+  compat:
+    .code32
+    mov eax, 0x33
+    mov ebx, esp
+    push 0x8
+    push offset back
+    retf
+    .code64
+  back:
+    mov ecx, eax
+    out 0xf4, al
+  `, 64, 0x100000);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.deepEqual(r.exit, { kind: 'debug-exit', value: 0x33 });
+  assert.equal(r.state.gpr.rax, 0x33n, '32-bit MOV in compatibility mode zero-extends');
+  assert.equal(r.state.seg.cs.selector, 0x8);
+});
