@@ -684,3 +684,72 @@ void test('compatibility mode: far jump from 64-bit to a 32-bit code segment and
   assert.equal(r.state.gpr.rax, 0x33n, '32-bit MOV in compatibility mode zero-extends');
   assert.equal(r.state.seg.cs.selector, 0x8);
 });
+
+void test('x87/SSE are not implemented yet: #NM with CR0.TS, #UD otherwise; PUSHA/POPA in real mode', async () => {
+  const code = assemble(STORE_MACRO + IDT_SETUP + `
+    mov r13, 0x200000
+    gate 6, ud_handler
+    gate 7, nm_handler
+    load_idt
+    mov rax, cr0
+    or rax, 8
+    mov cr0, rax
+    lea r15, [rip + r1]
+    fld1
+  r1:
+    lea r15, [rip + r2]
+    pxor xmm0, xmm0
+  r2:
+    clts
+    lea r15, [rip + r3]
+    fld1
+  r3:
+    lea r15, [rip + r4]
+    pxor xmm0, xmm0
+  r4:
+    out 0xf4, al
+  ud_handler:
+    mov rax, 6
+    st rax
+    mov [rsp], r15
+    iretq
+  nm_handler:
+    mov rax, 7
+    st rax
+    mov [rsp], r15
+    iretq
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit');
+  const dv = new DataView(r.readMemory(0x200000, 32).buffer);
+  assert.deepEqual([0, 1, 2, 3].map((i) => dv.getBigUint64(i * 8, true)), [7n, 7n, 6n, 6n]);
+
+  const real = await softRunner({
+    code: assemble(`
+      mov ax, 1
+      mov cx, 2
+      mov dx, 3
+      mov bx, 4
+      mov bp, 6
+      mov si, 7
+      mov di, 8
+      pusha
+      xor ax, ax
+      xor cx, cx
+      xor di, di
+      mov bx, sp
+      mov si, [bx + 6]
+      mov [0x5000], si
+      popa
+      add ax, cx
+      add ax, di
+      add ax, si
+      out 0xf4, al
+    `, 16),
+    loadAddress: 0x7c00, state: realModeState(0x7c00),
+  });
+  assert.deepEqual(real.exit, { kind: 'debug-exit', value: (1 + 2 + 8 + 7) & 0xff });
+  // The SP slot PUSHA wrote holds the value before the pushes.
+  assert.equal(new DataView(real.readMemory(0x5000, 2).buffer).getUint16(0, true), 0x7000);
+  assert.equal(real.state.gpr.rsp, 0x7000n);
+});

@@ -143,3 +143,46 @@ void test('getState/setState round-trip the architectural state', async () => {
   assert.equal(back.cr3, s.cr3);
   vm.destroy();
 });
+
+void test('platform port blocks and the IOAPIC page are served by the platform, not VmOps', async () => {
+  const portLog: Array<[number, number, number]> = [];
+  const ioapicLog: Array<[number, number]> = [];
+  const factory = fakePlatformFactory([], {
+    ioapic: { read: (off) => 0x1000 + off, write: (off, _s, v) => { ioapicLog.push([off, v]); } },
+    ports: [{ base: 0x40, length: 4, name: 'pit', device: { read: (off) => 0x70 + off, write: (off, s, v) => { portLog.push([off, s, v]); } } }],
+  });
+  const vm = await new SoftEngine(factory).createVm({ ramSize: 16 << 20, vcpuCount: 1 });
+  const tables = identityPageTables(0x9000);
+  const pdpt = new DataView(tables[1].bytes.buffer);
+  pdpt.setUint32(3 * 8, 0xe000 | 3, true);
+  const pd3 = new Uint8Array(4096);
+  new DataView(pd3.buffer).setUint32(((0xfec00000 - 0xc0000000) >>> 21) * 8, 0xfec00000 | 0x9b, true);
+  for (const m of [...tables, { address: 0xe000, bytes: pd3 }]) vm.memory.writeBytes(m.address, m.bytes);
+  vm.memory.writeBytes(0x100000, assemble(`
+    mov al, 0x34
+    out 0x43, al
+    in al, 0x41
+    movzx ebx, al
+    mov eax, 0xfec00000
+    mov dword ptr [rax], 0x10
+    mov ecx, dword ptr [rax + 0x10]
+    in al, 0x61
+    out 0xf4, al
+  `, 64));
+  vm.vcpus[0].setState(longModeState(0x100000, 0x9000));
+  const machinePorts: number[] = [];
+  const exit = await vm.run({
+    pioRead: (port) => { machinePorts.push(port); return 0x5a; },
+    pioWrite: (port, _s, value) => { if (port === 0xf4) vm.requestExit({ kind: 'debug-exit', value }); },
+    mmioRead: () => 0xffffffff,
+    mmioWrite: () => undefined,
+  });
+  assert.deepEqual(exit, { kind: 'debug-exit', value: 0x5a });
+  assert.deepEqual(portLog, [[3, 1, 0x34]]);
+  assert.deepEqual(ioapicLog, [[0, 0x10]]);
+  const st = vm.vcpus[0].getState();
+  assert.equal(st.gpr.rbx, 0x71n);
+  assert.equal(st.gpr.rcx, 0x1010n);
+  assert.deepEqual(machinePorts, [0x61]);
+  vm.destroy();
+});

@@ -18,7 +18,7 @@ import {
 } from '../cpu-state.js';
 import type { Engine, VmExit } from '../engine.js';
 import { Ports } from '../../machine/layout.js';
-import type { LocalInterruptSource, SoftPlatform } from './platform-contract.js';
+import type { LocalInterruptSource, PlatformPortBlock, SoftPlatform } from './platform-contract.js';
 import { SoftEngine, type SoftPlatformFactory } from './soft-engine.js';
 
 /** A local APIC double: a queue of vectors the test injects. */
@@ -50,14 +50,17 @@ export class FakeLapic implements LocalInterruptSource {
   mmioEnabled(): boolean { return true; }
 }
 
-/** A platform double: fake LAPICs, no IOAPIC/PIC/PIT, interrupts recorded. */
-export function fakePlatformFactory(lapics: FakeLapic[] = []): SoftPlatformFactory {
+/** A platform double: fake LAPICs, optional IOAPIC page and port blocks, no timers. */
+export function fakePlatformFactory(
+  lapics: FakeLapic[] = [],
+  extra: { ioapic?: BusDevice; ports?: PlatformPortBlock[] } = {},
+): SoftPlatformFactory {
   return ({ vcpuCount }) => {
     while (lapics.length < vcpuCount) lapics.push(new FakeLapic());
     const irqs: InterruptController = { setIrq: () => undefined, signalMsi: () => undefined };
-    const ioapic: BusDevice = { read: () => 0, write: () => undefined };
+    const ioapic: BusDevice = extra.ioapic ?? { read: () => 0, write: () => undefined };
     const platform: SoftPlatform = {
-      interrupts: irqs, lapics, ioapic, ports: [], poll: () => undefined, nextDeadlineNs: () => Infinity,
+      interrupts: irqs, lapics, ioapic, ports: extra.ports ?? [], poll: () => undefined, nextDeadlineNs: () => Infinity,
     };
     return platform;
   };
