@@ -106,6 +106,7 @@ export function readMsr(c: Cpu, msr: number): boolean {
     case 0x175: out64(c, c.sysenterEsp); return true;
     case 0x176: out64(c, c.sysenterEip); return true;
     case 0x1a0: o[0] = c.miscEnable; return true;
+    case 0x1d9: return true; // IA32_DEBUGCTL: no LBR/BTF
     case 0x277: o[0] = c.patLo; o[1] = c.patHi; return true;
     case 0x2ff: o[0] = c.mtrrDefType; return true;
     case 0xc0000080: o[0] = c.efer; return true;
@@ -146,6 +147,7 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
     case 0x175: if (!isCanonical(v)) return false; c.sysenterEsp = v; return true;
     case 0x176: if (!isCanonical(v)) return false; c.sysenterEip = v; return true;
     case 0x1a0: c.miscEnable = lo >>> 0; return true;
+    case 0x1d9: return lo === 0 && hi === 0; // IA32_DEBUGCTL: only 0 is supported
     case 0x277: {
       // Each PAT entry must be a valid memory type (0, 1, 4, 5, 6, 7).
       for (let i = 0; i < 8; i++) {
