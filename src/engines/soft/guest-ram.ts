@@ -1,0 +1,67 @@
+/**
+ * Guest RAM for the soft engine: one WebAssembly.Memory (shared when the host
+ * allows, so vCPUs can later move to worker threads) holding every RAM range
+ * from layout.ts back to back, plus the GuestMemory regions devices see.
+ *
+ * Guest-physical → wasm offset: the range below the MMIO hole maps 1:1, the
+ * range at 4 GiB follows it directly. Offsets are what the CPU's TLB caches.
+ */
+
+import { ramRanges, MMIO_HOLE_END, MMIO_HOLE_START } from '../../machine/layout.js';
+import { GuestMemory } from '../../machine/memory.js';
+
+const WASM_PAGE = 65536;
+
+/** The part of WebAssembly.Memory used here (the project's TypeScript libs carry no wasm types). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
+interface WasmMemoryConstructor {
+  new (descriptor: { initial: number; maximum?: number; shared?: boolean }): WasmMemory;
+}
+const WasmMemoryClass = (globalThis as unknown as { WebAssembly: { Memory: WasmMemoryConstructor } }).WebAssembly.Memory;
+/** A wasm32 memory holds at most 4 GiB. */
+export const SOFT_MAX_RAM = 4 * 1024 * 1024 * 1024 - WASM_PAGE;
+
+export class GuestRam {
+  readonly wasmMemory: WasmMemory;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly size: number;
+  readonly guestMemory: GuestMemory;
+  /** Size of the RAM range below the MMIO hole. */
+  private readonly lowSize: number;
+
+  constructor(ramSize: number) {
+    if (!Number.isSafeInteger(ramSize) || ramSize <= 0 || ramSize % 4096 !== 0) {
+      throw new RangeError(`soft engine: RAM size ${ramSize} must be a positive multiple of 4096`);
+    }
+    if (ramSize > SOFT_MAX_RAM) throw new RangeError(`soft engine: RAM size ${ramSize} exceeds ${SOFT_MAX_RAM} bytes`);
+    const pages = Math.ceil(ramSize / WASM_PAGE);
+    let memory: WasmMemory;
+    try {
+      memory = new WasmMemoryClass({ initial: pages, maximum: pages, shared: true });
+    } catch {
+      memory = new WasmMemoryClass({ initial: pages, maximum: pages });
+    }
+    this.wasmMemory = memory;
+    this.bytes = new Uint8Array(memory.buffer, 0, ramSize);
+    this.view = new DataView(memory.buffer, 0, ramSize);
+    this.size = ramSize;
+    this.lowSize = Math.min(ramSize, MMIO_HOLE_START);
+    let offset = 0;
+    const regions = ramRanges(ramSize).map((r) => {
+      const bytes = new Uint8Array(memory.buffer, offset, r.size);
+      offset += r.size;
+      return { ...r, bytes };
+    });
+    this.guestMemory = new GuestMemory(regions);
+  }
+
+  /** The wasm offset of guest-physical `gpa`, or -1 when it is not RAM. */
+  offsetOf(gpa: number): number {
+    if (gpa >= 0 && gpa < this.lowSize) return gpa;
+    if (gpa >= MMIO_HOLE_END && gpa - MMIO_HOLE_END < this.size - this.lowSize) return gpa - MMIO_HOLE_END + this.lowSize;
+    return -1;
+  }
+}

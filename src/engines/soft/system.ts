@@ -1,0 +1,175 @@
+/**
+ * CPUID and MSRs of the soft CPU. CPUID advertises only what the interpreter
+ * implements (no x87/SSE yet), plus the hypervisor bit, the TSC frequency in
+ * leaves 0x15/0x16 and 0x40000010, and a hypervisor vendor leaf.
+ */
+
+import type { Cpu } from './cpu.js';
+import {
+  EFER_LMA, FS, GS,
+} from './arch.js';
+
+const TWO32 = 0x1_0000_0000;
+
+/** Packs four ASCII characters little-endian into a register value. */
+function ascii4(s: string, at: number): number {
+  let v = 0;
+  for (let i = 3; i >= 0; i--) v = (v << 8) | (s.charCodeAt(at + i) & 0xff);
+  return v;
+}
+
+const VENDOR = 'GenuineIntel';
+const HV_VENDOR = 'TypeVisorCPU';
+const BRAND = 'typevisor soft x86-64 interpreter'.padEnd(48, '\0');
+
+// CPUID.1:EDX feature bits implemented by the interpreter.
+const F1_EDX =
+  (1 << 3) | // PSE
+  (1 << 4) | // TSC
+  (1 << 5) | // MSR
+  (1 << 6) | // PAE
+  (1 << 8) | // CX8
+  (1 << 11) | // SEP
+  (1 << 12) | // MTRR
+  (1 << 13) | // PGE
+  (1 << 15) | // CMOV
+  (1 << 16) | // PAT
+  (1 << 19); // CLFSH
+const F1_EDX_APIC = 1 << 9;
+// CPUID.1:ECX: CX16 and the hypervisor bit.
+const F1_ECX = (1 << 13) | (1 << 31);
+// CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
+const F81_ECX = 1 << 0;
+const F81_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
+
+/** Executes CPUID for leaf EAX / subleaf ECX. */
+export function cpuid(c: Cpu): void {
+  const leaf = c.lo[0] >>> 0;
+  let a = 0;
+  let b = 0;
+  let cc = 0;
+  let d = 0;
+  const tscHz = c.clock.tscHz;
+  switch (leaf) {
+    case 0: a = 0x16; b = ascii4(VENDOR, 0); d = ascii4(VENDOR, 4); cc = ascii4(VENDOR, 8); break;
+    case 1:
+      a = 0x000306a9; // family 6, model 0x3a, stepping 9
+      b = (c.index << 24) | (1 << 16) | (8 << 8);
+      cc = F1_ECX;
+      d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
+      break;
+    case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
+    case 0x16: a = Math.round(tscHz / 1e6); b = a; cc = 100; break;
+    case 0x40000000: a = 0x40000010; b = ascii4(HV_VENDOR, 0); cc = ascii4(HV_VENDOR, 4); d = ascii4(HV_VENDOR, 8); break;
+    case 0x40000010: a = Math.round(tscHz / 1000); break;
+    case 0x80000000: a = 0x80000008; break;
+    case 0x80000001: cc = F81_ECX; d = F81_EDX; break;
+    case 0x80000002: case 0x80000003: case 0x80000004: {
+      const at = (leaf - 0x80000002) * 16;
+      a = ascii4(BRAND, at); b = ascii4(BRAND, at + 4); cc = ascii4(BRAND, at + 8); d = ascii4(BRAND, at + 12);
+      break;
+    }
+    case 0x80000008: a = 0x3028; break; // 40 physical, 48 linear address bits
+    default: break;
+  }
+  c.lo[0] = a; c.hi[0] = 0;
+  c.lo[3] = b; c.hi[3] = 0;
+  c.lo[1] = cc; c.hi[1] = 0;
+  c.lo[2] = d; c.hi[2] = 0;
+}
+
+/** Sets msrOut from a signed canonical number. */
+function out64(c: Cpu, v: number): void {
+  const u = v < 0 ? v + 2 ** 64 : v;
+  c.msrOut[0] = u % TWO32;
+  c.msrOut[1] = Math.floor(u / TWO32);
+}
+
+function isCanonical(v: number): boolean {
+  return v >= -0x800000000000 && v < 0x800000000000;
+}
+
+/** RDMSR: fills c.msrOut; false means #GP. */
+export function readMsr(c: Cpu, msr: number): boolean {
+  const o = c.msrOut;
+  o[0] = 0; o[1] = 0;
+  switch (msr) {
+    case 0x10: out64(c, c.tsc()); return true;
+    case 0x1b: case 0x6e0:
+      if (c.lapic !== null) return c.lapic.readMsr(msr, o);
+      if (msr === 0x1b) { o[0] = c.apicBase; return true; }
+      return false;
+    case 0x3a: o[0] = 1; return true; // IA32_FEATURE_CONTROL: locked, VMX off
+    case 0x8b: return true; // microcode revision
+    case 0xfe: o[0] = 0x508; return true; // MTRRCAP: 8 variable ranges, fixed ranges, WC
+    case 0x174: o[0] = c.sysenterCs; return true;
+    case 0x175: out64(c, c.sysenterEsp); return true;
+    case 0x176: out64(c, c.sysenterEip); return true;
+    case 0x1a0: o[0] = c.miscEnable; return true;
+    case 0x1d9: return true; // IA32_DEBUGCTL: no LBR/BTF
+    case 0x277: o[0] = c.patLo; o[1] = c.patHi; return true;
+    case 0x2ff: o[0] = c.mtrrDefType; return true;
+    case 0xc0000080: o[0] = c.efer; return true;
+    case 0xc0000081: o[0] = c.star; o[1] = c.starHi; return true;
+    case 0xc0000082: out64(c, c.lstar); return true;
+    case 0xc0000083: out64(c, c.cstar); return true;
+    case 0xc0000084: o[0] = c.sfmask; return true;
+    case 0xc0000100: out64(c, c.segBase[FS]); return true;
+    case 0xc0000101: out64(c, c.segBase[GS]); return true;
+    case 0xc0000102: out64(c, c.kernelGsBase); return true;
+    case 0xc0000103: o[0] = c.tscAux; return true;
+    default:
+      if (isMtrr(msr)) {
+        const v = c.mtrrs.get(msr);
+        if (v !== undefined) { o[0] = v[0]; o[1] = v[1]; }
+        return true;
+      }
+      if (msr >= 0x800 && msr <= 0x8ff && c.lapic !== null) return c.lapic.readMsr(msr, o);
+      return false;
+  }
+}
+
+function isMtrr(msr: number): boolean {
+  return (msr >= 0x200 && msr <= 0x20f) || msr === 0x250 || msr === 0x258 || msr === 0x259 || (msr >= 0x268 && msr <= 0x26f);
+}
+
+/** WRMSR of (hi:lo); false means #GP. */
+export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
+  const v = (hi | 0) * TWO32 + (lo >>> 0);
+  switch (msr) {
+    case 0x10: c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - c.rawTsc(); return true;
+    case 0x1b: case 0x6e0:
+      if (c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
+      if (msr === 0x1b) { c.apicBase = lo >>> 0; return true; }
+      return false;
+    case 0x8b: return true;
+    case 0x174: c.sysenterCs = lo & 0xffff; return true;
+    case 0x175: if (!isCanonical(v)) return false; c.sysenterEsp = v; return true;
+    case 0x176: if (!isCanonical(v)) return false; c.sysenterEip = v; return true;
+    case 0x1a0: c.miscEnable = lo >>> 0; return true;
+    case 0x1d9: return lo === 0 && hi === 0; // IA32_DEBUGCTL: only 0 is supported
+    case 0x277: {
+      // Each PAT entry must be a valid memory type (0, 1, 4, 5, 6, 7).
+      for (let i = 0; i < 8; i++) {
+        const t = ((i < 4 ? lo : hi) >>> ((i & 3) * 8)) & 0xff;
+        if (t === 2 || t === 3 || t > 7) return false;
+      }
+      c.patLo = lo >>> 0; c.patHi = hi >>> 0;
+      return true;
+    }
+    case 0x2ff: c.mtrrDefType = lo & 0xcff; return true;
+    case 0xc0000080: c.writeEfer(lo & ~EFER_LMA | (c.efer & EFER_LMA)); return true;
+    case 0xc0000081: c.star = lo >>> 0; c.starHi = hi >>> 0; return true;
+    case 0xc0000082: if (!isCanonical(v)) return false; c.lstar = v; return true;
+    case 0xc0000083: if (!isCanonical(v)) return false; c.cstar = v; return true;
+    case 0xc0000084: c.sfmask = lo >>> 0; return true;
+    case 0xc0000100: if (!isCanonical(v)) return false; c.segBase[FS] = v; return true;
+    case 0xc0000101: if (!isCanonical(v)) return false; c.segBase[GS] = v; return true;
+    case 0xc0000102: if (!isCanonical(v)) return false; c.kernelGsBase = v; return true;
+    case 0xc0000103: c.tscAux = lo >>> 0; return true;
+    default:
+      if (isMtrr(msr)) { c.mtrrs.set(msr, [lo >>> 0, hi >>> 0]); return true; }
+      if (msr >= 0x800 && msr <= 0x8ff && c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
+      return false;
+  }
+}

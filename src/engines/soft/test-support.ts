@@ -1,0 +1,201 @@
+/**
+ * Test support for the soft CPU (used by the *.test.ts files, not by the
+ * engine): a minimal SoftPlatform double, and runProgram(), which runs a
+ * small machine-code program on an engine from a given CpuState until it
+ * writes to the debug-exit port, so the same program can be checked on the
+ * soft engine and (later) on kvm.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BusDevice } from '../../machine/bus.js';
+import type { InterruptController } from '../../machine/interrupts.js';
+import {
+  CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, flatSegment, realModeSegment, resetCpuState,
+  type CpuState,
+} from '../cpu-state.js';
+import type { Engine, VmExit } from '../engine.js';
+import { Ports } from '../../machine/layout.js';
+import type { LocalInterruptSource, PlatformPortBlock, SoftPlatform } from './platform-contract.js';
+import { SoftEngine, type SoftPlatformFactory } from './soft-engine.js';
+
+/** A local APIC double: a queue of vectors the test injects. */
+export class FakeLapic implements LocalInterruptSource {
+  readonly queue: number[] = [];
+  nmi = false;
+  init = false;
+  sipi = -1;
+  base = 0xfee00000;
+  readonly mmioLog: Array<[number, number]> = [];
+  pendingVector(): number { return this.queue.length > 0 ? this.queue[0] : -1; }
+  acknowledge(): number { return this.queue.shift() ?? -1; }
+  takeNmi(): boolean { const v = this.nmi; this.nmi = false; return v; }
+  takeInit(): boolean { const v = this.init; this.init = false; return v; }
+  takeSipi(): number { const v = this.sipi; this.sipi = -1; return v; }
+  mmioRead(offset: number): number { return offset === 0x20 ? 0 : 0x12345678; }
+  mmioWrite(offset: number, _size: 1 | 2 | 4, value: number): void { this.mmioLog.push([offset, value]); }
+  readMsr(msr: number, out: Uint32Array): boolean {
+    if (msr !== 0x1b) return false;
+    out[0] = this.base | 0x900; out[1] = 0;
+    return true;
+  }
+  writeMsr(msr: number, lo: number): boolean {
+    if (msr !== 0x1b) return false;
+    this.base = lo & 0xfffff000;
+    return true;
+  }
+  baseAddress(): number { return this.base; }
+  mmioEnabled(): boolean { return true; }
+}
+
+/** A platform double: fake LAPICs, optional IOAPIC page and port blocks, no timers. */
+export function fakePlatformFactory(
+  lapics: FakeLapic[] = [],
+  extra: { ioapic?: BusDevice; ports?: PlatformPortBlock[] } = {},
+): SoftPlatformFactory {
+  return ({ vcpuCount }) => {
+    while (lapics.length < vcpuCount) lapics.push(new FakeLapic());
+    const irqs: InterruptController = { setIrq: () => undefined, signalMsi: () => undefined };
+    const ioapic: BusDevice = extra.ioapic ?? { read: () => 0, write: () => undefined };
+    const platform: SoftPlatform = {
+      interrupts: irqs, lapics, ioapic, ports: extra.ports ?? [], poll: () => undefined, nextDeadlineNs: () => Infinity,
+    };
+    return platform;
+  };
+}
+
+export interface ProgramSpec {
+  /** Machine code, loaded at `loadAddress` (guest-physical). */
+  code: Uint8Array;
+  loadAddress: number;
+  /** Initial vCPU state (RIP must point at the code). */
+  state: CpuState;
+  /** Extra memory contents. */
+  memory?: Array<{ address: number; bytes: Uint8Array }>;
+  ramSize?: number;
+  /** Give up after this many milliseconds (the result's exit is then 'stopped'). */
+  timeoutMs?: number;
+}
+
+export interface ProgramResult {
+  exit: VmExit;
+  state: CpuState;
+  /** Reads guest memory after the run. */
+  readMemory(address: number, length: number): Uint8Array;
+  /** Every OUT to a port other than the debug-exit port: [port, size, value]. */
+  portWrites: Array<[number, number, number]>;
+}
+
+/** Something that runs a test program: the soft engine now, kvm later. */
+export type ProgramRunner = (spec: ProgramSpec) => Promise<ProgramResult>;
+
+/** Runs `spec` on `engine` (one vCPU) until a write to the debug-exit port. */
+export async function runProgram(engine: Engine, spec: ProgramSpec): Promise<ProgramResult> {
+  const vm = await engine.createVm({ ramSize: spec.ramSize ?? 16 * 1024 * 1024, vcpuCount: 1 });
+  try {
+    vm.memory.writeBytes(spec.loadAddress, spec.code);
+    for (const m of spec.memory ?? []) vm.memory.writeBytes(m.address, m.bytes);
+    vm.vcpus[0].setState(spec.state);
+    const portWrites: Array<[number, number, number]> = [];
+    const timer = setTimeout(() => vm.requestExit({ kind: 'stopped' }), spec.timeoutMs ?? 5000);
+    const exit = await vm.run({
+      pioRead: () => 0xffffffff,
+      pioWrite: (port, size, value) => {
+        if (port === Ports.DEBUG_EXIT) vm.requestExit({ kind: 'debug-exit', value });
+        else portWrites.push([port, size, value]);
+      },
+      mmioRead: () => 0xffffffff,
+      mmioWrite: () => undefined,
+    });
+    clearTimeout(timer);
+    const state = vm.vcpus[0].getState();
+    const snapshot = vm.memory;
+    return { exit, state, portWrites, readMemory: (a, n) => snapshot.readBytes(a, n) };
+  } finally {
+    vm.destroy();
+  }
+}
+
+/** The soft engine as a ProgramRunner, with the platform double. */
+export const softRunner: ProgramRunner = (spec) => runProgram(new SoftEngine(fakePlatformFactory()), spec);
+
+/**
+ * Assembles GNU `as` source (Intel syntax unless it says otherwise) for
+ * `bits` 16/32/64, links it at `base` and returns the raw bytes of .text. Test-only: needs binutils.
+ */
+export function assemble(source: string, bits: 16 | 32 | 64, base = 0, syntax: 'intel' | 'att' = 'intel'): Uint8Array {
+  const dir = mkdtempSync(join(tmpdir(), 'softcpu-as-'));
+  try {
+    const header = (syntax === 'intel' ? '.intel_syntax noprefix\n' : '') + `.code${bits}\n`;
+    writeFileSync(join(dir, 'a.s'), header + source + '\n');
+    execFileSync('as', ['--64', '-o', join(dir, 'a.o'), join(dir, 'a.s')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Link at `base` so absolute label addresses are right.
+    execFileSync('ld', ['-m', 'elf_x86_64', '-Ttext=0x' + base.toString(16), '-e', '0', '--oformat=binary', '-o', join(dir, 'a.bin'), join(dir, 'a.o')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return new Uint8Array(readFileSync(join(dir, 'a.bin')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Page tables identity-mapping the first 1 GiB with 2 MiB pages (PML4 at `at`, PDPT at +0x1000, PD at +0x2000) and a GDT at +0x3000. */
+export function identityPageTables(at: number): Array<{ address: number; bytes: Uint8Array }> {
+  const pml4 = new Uint8Array(4096);
+  const pdpt = new Uint8Array(4096);
+  const pd = new Uint8Array(4096);
+  const dv = (a: Uint8Array): DataView => new DataView(a.buffer);
+  dv(pml4).setUint32(0, (at + 0x1000) | 7, true);
+  dv(pdpt).setUint32(0, (at + 0x2000) | 7, true);
+  for (let i = 0; i < 512; i++) dv(pd).setUint32(i * 8, (i * 0x200000) | 0x87, true);
+  return [{ address: at, bytes: pml4 }, { address: at + 0x1000, bytes: pdpt }, { address: at + 0x2000, bytes: pd }, { address: at + 0x3000, bytes: testGdt() }];
+}
+
+/** The GDT longModeState() expects (at pml4 + 0x3000): 0x08 64-bit code, 0x10 data, 0x18 32-bit code, 0x20 user data. */
+export function testGdt(): Uint8Array {
+  const gdt = new Uint8Array(40);
+  const v = new DataView(gdt.buffer);
+  v.setBigUint64(8, 0x00af9a000000ffffn, true);
+  v.setBigUint64(16, 0x00cf92000000ffffn, true);
+  v.setBigUint64(24, 0x00cf9a000000ffffn, true);
+  v.setBigUint64(32, 0x00cff2000000ffffn, true);
+  return gdt;
+}
+
+/** A 64-bit long-mode state at CPL 0 with paging via tables at `pml4` (see identityPageTables). */
+export function longModeState(rip: number, pml4: number, rsp = 0x80000): CpuState {
+  const s = resetCpuState();
+  s.cr0 = CR0_PE | CR0_PG | CR0_ET | CR0_NE | CR0_WP;
+  s.cr4 = CR4_PAE;
+  s.cr3 = BigInt(pml4);
+  s.efer = EFER_LME | EFER_LMA | EFER_SCE | EFER_NXE;
+  s.seg.cs = flatSegment(0x8, true, true);
+  for (const n of ['ds', 'es', 'ss', 'fs', 'gs'] as const) s.seg[n] = flatSegment(0x10, false);
+  s.seg.tr = { ...flatSegment(0, false), type: 0xb, s: false, limit: 0x67, g: false, db: false };
+  s.gdt = { base: BigInt(pml4 + 0x3000), limit: 39 };
+  s.rip = BigInt(rip);
+  s.gpr.rsp = BigInt(rsp);
+  s.rflags = 2n;
+  return s;
+}
+
+/** A flat 32-bit protected-mode state without paging. */
+export function flat32State(rip: number, esp = 0x80000): CpuState {
+  const s = resetCpuState();
+  s.cr0 = CR0_PE | CR0_ET;
+  s.seg.cs = flatSegment(0x8, true);
+  for (const n of ['ds', 'es', 'ss', 'fs', 'gs'] as const) s.seg[n] = flatSegment(0x10, false);
+  s.seg.tr = { ...flatSegment(0, false), type: 0xb, s: false, limit: 0x67, g: false, db: false };
+  s.rip = BigInt(rip);
+  s.gpr.rsp = BigInt(esp);
+  return s;
+}
+
+/** Real mode with CS = DS = ES = SS = 0 and IP = `ip`. */
+export function realModeState(ip: number, sp = 0x7000): CpuState {
+  const s = resetCpuState();
+  s.seg.cs = realModeSegment(0, true);
+  s.rip = BigInt(ip);
+  s.gpr.rsp = BigInt(sp);
+  return s;
+}
