@@ -43,6 +43,7 @@ export class MonotonicClock implements SoftClock {
 }
 
 export class SoftEngine implements Engine {
+  readonly prefersUnpackedKernel = true;
   readonly name: EngineName = 'soft';
 
   constructor(private readonly platformFactory?: SoftPlatformFactory) {}

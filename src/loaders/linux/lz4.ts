@@ -16,7 +16,7 @@ export function decodeLz4Block(src: Uint8Array, dst: Uint8Array, dstPos: number,
   let d = dstPos;
   const bad = (why: string): LoaderError => new LoaderError(`${name}: corrupt LZ4 data (${why})`);
   while (s < src.length) {
-    const token = src[s++]!;
+    const token = src[s++];
     let literals = token >>> 4;
     if (literals === 15) {
       let b;
@@ -33,7 +33,7 @@ export function decodeLz4Block(src: Uint8Array, dst: Uint8Array, dstPos: number,
     d += literals;
     if (s === src.length) break; // the last sequence has literals only
     if (s + 2 > src.length) throw bad('truncated match offset');
-    const offset = src[s]! | (src[s + 1]! << 8);
+    const offset = src[s] | (src[s + 1] << 8);
     s += 2;
     if (offset === 0 || offset > d - dstPos) throw bad('match offset outside the output');
     let length = (token & 15) + 4;

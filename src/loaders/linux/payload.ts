@@ -19,7 +19,7 @@ export type PayloadCompression = 'lz4' | 'gzip' | 'xz' | 'zstd' | 'bzip2' | 'lzm
 export function payloadCompression(payload: Uint8Array): PayloadCompression {
   const b = payload;
   if (b.length < 6) return 'unknown';
-  const le32 = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  const le32 = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
   if (le32 === LZ4_LEGACY_MAGIC) return 'lz4';
   if (b[0] === 0x1f && (b[1] === 0x8b || b[1] === 0x9e)) return 'gzip';
   if (b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a) return 'xz';
