@@ -28,6 +28,7 @@ import {
   L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, MAX_PHYS_BITS, NT, RF, SS, TF, TLB_MASK, TLB_SIZE, TR, VM, WRITABLE_FLAGS, X_DE, X_DF, X_GP, X_NMI, X_NP,
   X_PF, X_SS, X_TS, A_AVL,
 } from './arch.js';
+import { X87State } from './fpu/state.js';
 
 const PARITY = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
@@ -190,6 +191,8 @@ export class Cpu {
   fetchOff = 0;
 
   readonly wide = new WideMath();
+  /** x87 FPU state (fpu/); created in the FNINIT state. */
+  readonly x87 = new X87State();
   readonly msrOut = new Uint32Array(2);
   private readonly fetchSource: FetchSource;
   host: CpuHost | null = null;

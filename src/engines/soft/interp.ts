@@ -8,7 +8,7 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  AC, AF, ARITH_FLAGS, CF, CR0_EM, CR0_MP, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
+  AC, AF, ARITH_FLAGS, CF, CR0_EM, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
   IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_NM, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
@@ -20,6 +20,7 @@ import {
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
+import { executeX87, fwait } from './fpu/x87.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -238,9 +239,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     case 0x9a: farCall(c, r[b + D_IMM2], osz(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0, osz(f)); return;
-    case 0x9b: // FWAIT
-      if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.raise(X_NM);
-      return;
+    case 0x9b: fwait(c); return; // FWAIT (fpu/)
     case 0x9c: pushf(c, osz(f)); return;
     case 0x9d: popf(c, osz(f)); return;
     case 0x9e: // SAHF
@@ -320,9 +319,8 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-      // x87: not implemented yet; #NM when CR0.EM or CR0.TS, else #UD (CPUID does not advertise an FPU).
-      if ((c.cr0 & (CR0_EM | CR0_TS)) !== 0) c.raise(X_NM);
-      return ud(c);
+      executeX87(c, op, b, r); // x87 (fpu/)
+      return;
     case 0xe0: case 0xe1: case 0xe2: case 0xe3: loop(c, r, b, f, op); return;
     case 0xe4: case 0xe5: case 0xec: case 0xed: { // IN
       const size = (op & 1) === 0 ? 1 : osz(f) === 2 ? 2 : 4;
