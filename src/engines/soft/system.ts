@@ -24,6 +24,7 @@ const BRAND = 'typevisor soft x86-64 interpreter'.padEnd(48, '\0');
 
 // CPUID.1:EDX feature bits implemented by the interpreter.
 const F1_EDX =
+  (1 << 0) | // FPU (x87, fpu/)
   (1 << 3) | // PSE
   (1 << 4) | // TSC
   (1 << 5) | // MSR

@@ -139,6 +139,7 @@ void guest_main(u32 magic, const struct multiboot_info *mbi) {
       if (m == 0 && n < NSPECIAL) b = specials[(n * 7 + 3) % NSPECIAL];
       else random_f80(&b, n % 10 == 0 ? 1 : n % 10 == 1 ? 2 : 0);
       if (m == 2) b.se = (u16)((b.se & 0x8000) | ((a.se & 0x7fff) - 3 + next() % 7)); /* close exponents */
+      print("args %04x:%08x%08x %04x:%08x%08x\n", a.se, a.hi, a.lo, b.se, b.hi, b.lo);
       for (int p = 0; p < 3; p++) {
         for (int rc = 0; rc < 4; rc++) {
           u16 cw = (u16)(0x7f | pcs[p] | (rc << 10));
