@@ -21,7 +21,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20, cwd: ROOT }, (error, stdout) => {
       // Both runners exit non-zero by design (isa-debug-exit status 1).
-      if (error && stdout.length === 0) reject(error instanceof Error ? error : new Error(String(error))); else resolve(stdout);
+      if (error && stdout.length === 0) reject(new Error(error.message)); else resolve(stdout);
     });
   });
 }
