@@ -91,6 +91,31 @@ static void conversions(u16 cw, const struct f80 *a) {
   show("ldsum", cw, &back, swl, 0);
 }
 
+/* Memory-operand forms (D8/DA/DC/DE and FICOM) with b converted to m32/m64/m32int/m16int under `cw`. */
+static void memory_forms(u16 cw, const struct f80 *a, const struct f80 *b) {
+  u32 f32 = 0; u64 f64 = 0; u32 i32 = 0; u16 i16 = 0;
+  struct f80 r[8]; u16 sw[8];
+  __asm__ volatile("fninit\n fldt %[b]\n fsts %[f32]\n fstl %[f64]\n fistl %[i32]\n fists %[i16]\n fninit"
+                   : [f32] "=m"(f32), [f64] "=m"(f64), [i32] "=m"(i32), [i16] "=m"(i16) : [b] "m"(*b) : "memory");
+#define MEMOP(k, insn, operand)                                                                                     \
+  __asm__ volatile("fninit\n fldcw %[cw]\n fldt %[a]\n " insn " %[m]\n fnstsw %[sw]\n fstpt %[r]\n fninit"           \
+                   : [r] "=m"(r[k]), [sw] "=m"(sw[k]) : [a] "m"(*a), [m] "m"(operand), [cw] "m"(cw) : "memory")
+  MEMOP(0, "fadds", f32);
+  MEMOP(1, "fsubrl", f64);
+  MEMOP(2, "fmuls", f32);
+  MEMOP(3, "fdivl", f64);
+  MEMOP(4, "fiaddl", i32);
+  MEMOP(5, "fisubs", i16);
+  MEMOP(6, "fidivrl", i32);
+  MEMOP(7, "fimuls", i16);
+#undef MEMOP
+  for (int k = 0; k < 8; k++) show("memop", cw, &r[k], sw[k], (u32)k);
+  u16 c1, c2, c3;
+  __asm__ volatile("fninit\n fldt %[a]\n fcoms %[f32]\n fnstsw %[c1]\n fcoml %[f64]\n fnstsw %[c2]\n ficoml %[i32]\n fnstsw %[c3]\n fninit"
+                   : [c1] "=m"(c1), [c2] "=m"(c2), [c3] "=m"(c3) : [a] "m"(*a), [f32] "m"(f32), [f64] "m"(f64), [i32] "m"(i32) : "memory");
+  print("memcmp %04x %04x %04x\n", c1, c2, c3);
+}
+
 static void compares(const struct f80 *a, const struct f80 *b) {
   u16 sw1, sw2; u32 fl1, fl2;
   __asm__ volatile("fninit\n fldt %[b]\n fldt %[a]\n fcom %%st(1)\n fnstsw %[sw1]\n fucomi %%st(1), %%st\n pushf\n pop %[fl1]\n"
@@ -153,6 +178,7 @@ void guest_main(u32 magic, const struct multiboot_info *mbi) {
         }
       }
       compares(&a, &b);
+      for (int p = 0; p < 3; p++) memory_forms((u16)(0x7f | pcs[p] | ((u16)(n & 3) << 10)), &a, &b);
     }
     for (int rc = 0; rc < 4; rc++) conversions((u16)(0x37f | (rc << 10)), &a);
   }
