@@ -285,3 +285,18 @@ describe('softfloat: special cases', () => {
     }
   });
 });
+
+describe('softfloat: unmasked overflow and underflow deliver the bias-adjusted result', () => {
+  it('OE unmasked: exponent wrapped down by 24576; UE unmasked: up by 24576', () => {
+    const env = new FloatEnv();
+    env.masks = 0x3f & ~EX_OE;
+    mul(env, 0x7000, 0x80000000, 0, 0x7000, 0x80000000, 0); // 2^(2×12289) overflows
+    assert.equal(env.flags & EX_OE, EX_OE);
+    assert.equal(env.se, 0x7000 + 0x7000 - 16383 - 24576);
+    env.flags = 0;
+    env.masks = 0x3f & ~EX_UE;
+    mul(env, 0x0100, 0x80000000, 0, 0x0100, 0x80000000, 0);
+    assert.equal(env.flags & EX_UE, EX_UE);
+    assert.equal(env.se, 0x100 + 0x100 - 16383 + 24576);
+  });
+});

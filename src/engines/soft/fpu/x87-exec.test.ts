@@ -233,3 +233,70 @@ void test('x87 exceptions: #MF at the next waiting instruction (CR0.NE=1), #NM w
   assert.equal(Number(values[4]) & 0x3800, 7 << 11, 'the faulting FSTP did not pop');
   assert.equal(values[5], 7n, '#NM with CR0.EM');
 });
+
+void test('x87 transcendentals follow the float64 Math functions; |x| ≥ 2^63 sets C2 and leaves ST0', async () => {
+  const { values } = await run64(`
+    fninit
+    mov rax, 0x3fe0000000000000
+    mov [0x210000], rax
+    mov rax, 0x4020000000000000
+    mov [0x210008], rax
+    mov rax, 0x4008000000000000
+    mov [0x210010], rax
+    fld qword ptr [0x210000]
+    fsin
+    fstp qword ptr [r13]
+    add r13, 8
+    fld qword ptr [0x210000]
+    fcos
+    fstp qword ptr [r13]
+    add r13, 8
+    fld qword ptr [0x210000]
+    fptan
+    fstp qword ptr [r13]
+    add r13, 8
+    fstp qword ptr [r13]
+    add r13, 8
+    fld1
+    fld1
+    fpatan
+    fstp qword ptr [r13]
+    add r13, 8
+    fld qword ptr [0x210010]
+    fld qword ptr [0x210008]
+    fyl2x
+    fstp qword ptr [r13]
+    add r13, 8
+    fld qword ptr [0x210000]
+    f2xm1
+    fstp qword ptr [r13]
+    add r13, 8
+    fld qword ptr [0x210000]
+    fsincos
+    fstp qword ptr [r13]
+    add r13, 8
+    fstp qword ptr [r13]
+    add r13, 8
+    mov rax, 0x43e0000000000000
+    mov [0x210018], rax
+    fld qword ptr [0x210018]
+    fsin
+    fnstsw ax
+    and rax, 0x400
+    st rax
+    fstp qword ptr [r13]
+    add r13, 8
+  `);
+  const d = values.map(f64);
+  assert.equal(d[0], Math.sin(0.5));
+  assert.equal(d[1], Math.cos(0.5));
+  assert.equal(d[2], 1, 'FPTAN pushes 1.0');
+  assert.equal(d[3], Math.tan(0.5));
+  assert.equal(d[4], Math.PI / 4);
+  assert.equal(d[5], 9, '3 × log2(8)');
+  assert.equal(d[6], Math.expm1(0.5 * Math.LN2), '2^0.5 - 1');
+  assert.equal(d[7], Math.cos(0.5), 'FSINCOS: cosine on top');
+  assert.equal(d[8], Math.sin(0.5));
+  assert.equal(values[9], 0x400n, 'C2 for an out-of-range FSIN operand');
+  assert.equal(d[10], 2 ** 63, 'operand unchanged');
+});
