@@ -182,6 +182,16 @@ void guest_main(u32 magic, const struct multiboot_info *mbi) {
     }
     for (int rc = 0; rc < 4; rc++) conversions((u16)(0x37f | (rc << 10)), &a);
   }
+  /* Partial remainders (exponent difference >= 64: C2 = 1, implementation-defined reduction). */
+  for (int n = 0; n < 24; n++) {
+    random_f80(&a, 0); random_f80(&b, 0);
+    b.se = (u16)((b.se & 0x8000) | ((a.se & 0x7fff) - 64 - (u32)n * 37));
+    print("args %04x:%08x%08x %04x:%08x%08x\n", a.se, a.hi, a.lo, b.se, b.hi, b.lo);
+    op_prem(0x37f, &a, &b, &r, &sw);
+    show("fprem-partial", 0x37f, &r, sw, 0);
+    op_prem1(0x37f, &a, &b, &r, &sw);
+    show("fprem1-partial", 0x37f, &r, sw, 0);
+  }
   for (int rc = 0; rc < 4; rc++) constants((u16)(0x37f | (rc << 10)));
   env_and_stack();
   print("x87-ops done\n");
