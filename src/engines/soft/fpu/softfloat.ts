@@ -420,6 +420,50 @@ export function mul(env: FloatEnv, ase: number, ahi: number, alo: number, bse: n
 
 // ---- Divide ------------------------------------------------------------
 
+const divU = new Float64Array(10);
+const divD = new Float64Array(4);
+const divQ = new Float64Array(6);
+
+/** floor((aHi:aLo) × 2^80 / (bHi:bLo)) into s3:s2:s1 (s0 = 0); returns 1 when the remainder is nonzero. */
+function divide80(aHi: number, aLo: number, bHi: number, bLo: number): number {
+  const u = divU; const d = divD; const q = divQ;
+  u.fill(0);
+  u[5] = aLo & 0xffff; u[6] = aLo >>> 16; u[7] = aHi & 0xffff; u[8] = aHi >>> 16;
+  d[0] = bLo & 0xffff; d[1] = bLo >>> 16; d[2] = bHi & 0xffff; d[3] = bHi >>> 16;
+  const den = d[3] * 65536 + d[2];
+  for (let j = 5; j >= 0; j--) {
+    // Estimate from the top three dividend limbs and top two divisor limbs: never too small, at most 2 too large.
+    let qhat = Math.floor((u[j + 4] * 4294967296 + u[j + 3] * 65536 + u[j + 2]) / den);
+    if (qhat > 0xffff) qhat = 0xffff;
+    let borrow = 0; let carry = 0;
+    for (let i = 0; i < 4; i++) {
+      const p = qhat * d[i] + carry;
+      carry = Math.floor(p / 65536);
+      let t = u[j + i] - (p - carry * 65536) - borrow;
+      if (t < 0) { t += 65536; borrow = 1; } else borrow = 0;
+      u[j + i] = t;
+    }
+    let top = u[j + 4] - carry - borrow;
+    while (top < 0) {
+      // Added back: qhat was too large.
+      qhat -= 1;
+      let c = 0;
+      for (let i = 0; i < 4; i++) {
+        const t = u[j + i] + d[i] + c;
+        if (t >= 65536) { u[j + i] = t - 65536; c = 1; } else { u[j + i] = t; c = 0; }
+      }
+      top += c;
+    }
+    u[j + 4] = top;
+    q[j] = qhat;
+  }
+  s3 = (q[5] * 65536 + q[4]) >>> 0;
+  s2 = (q[3] * 65536 + q[2]) >>> 0;
+  s1 = (q[1] * 65536 + q[0]) >>> 0;
+  s0 = 0;
+  return (u[0] !== 0 || u[1] !== 0 || u[2] !== 0 || u[3] !== 0 || u[4] !== 0) ? 1 : 0;
+}
+
 export function div(env: FloatEnv, ase: number, ahi: number, alo: number, bse: number, bhi: number, blo: number): void {
   env.roundedUp = 0;
   if (checkOperands2(env, ase, ahi, alo, bse, bhi, blo)) return;
@@ -439,39 +483,14 @@ export function div(env: FloatEnv, ase: number, ahi: number, alo: number, bse: n
     return;
   }
   if (aZero) { setResult(env, sign << 15, 0, 0); return; }
-  const ea = norm64(ase, ahi, alo); let rHi = nHi; let rLo = nLo;
-  const eb = norm64(bse, bhi, blo); const dHi = nHi; const dLo = nLo;
-  // Restoring division: 67 quotient bits of a/b (weight 2^0 first), remainder 65 bits.
-  let top = 0;
-  let q3 = 0; let q2 = 0; let q1 = 0;
-  for (let i = 0; i < 67; i++) {
-    let bit = 0;
-    if (top !== 0 || rHi > dHi || (rHi === dHi && rLo >= dLo)) {
-      let t = rLo - dLo; let bw = 0;
-      if (t < 0) { t += TWO32; bw = 1; }
-      rLo = t;
-      rHi = rHi - dHi - bw;
-      if (rHi < 0) rHi += TWO32; // top bit absorbed
-      top = 0;
-      bit = 1;
-    }
-    // shift quotient left, insert bit (q3:q2:q1 as a 96-bit register, bits fill from the bottom)
-    q3 = ((q3 * 2) + (q2 >>> 31)) >>> 0;
-    q2 = ((q2 * 2) + (q1 >>> 31)) >>> 0;
-    q1 = ((q1 * 2) + bit) >>> 0;
-    // shift remainder left
-    top = rHi >>> 31;
-    rHi = ((rHi << 1) | (rLo >>> 31)) >>> 0;
-    rLo = (rLo << 1) >>> 0;
-  }
-  // 67 bits in q3:q2:q1 with the 2^0 bit at bit 66 (q3 bit 2). Place into s3..s0 with bit 66 → bit 127.
-  s3 = q3; s2 = q2; s1 = q1; s0 = 0;
-  const sticky = (top | rHi | rLo) !== 0 ? 1 : 0;
+  const ea = norm64(ase, ahi, alo); const aH = nHi; const aL = nLo;
+  const eb = norm64(bse, bhi, blo);
+  // Q' = floor(A × 2^80 / B) by schoolbook division in base 2^16 (Knuth D; the divisor is normalised).
+  const sticky = divide80(aH, aL, nHi, nLo);
   const sh = normalize128();
   s0 = (s0 | sticky) >>> 0;
-  // Bit 66 of q sits at s-bit 98 before normalising; value = Q / 2^66 → exponent offset.
-  // Q's 2^0 bit was at s-bit 98: value = S / 2^98, so after the shift the exponent is 29 - sh.
-  const exp = ea - eb + BIAS + 29 - sh;
+  // A/B = Q' / 2^80 and Q' sits at s-bit 32: after the shift the exponent offset is 15 - sh.
+  const exp = ea - eb + BIAS + 15 - sh;
   roundPack(env, sign, exp);
 }
 
