@@ -55,8 +55,8 @@ void test('FNSTENV/FLDENV images in all four layouts, with the full tag word', (
       const x = sample();
       if (!pm) { x.fcs = 0; x.fds = 0; }
       const img = new Uint8Array(28);
-      storeEnv(x, img, op32, pm);
       const dv = new DataView(img.buffer);
+      storeEnv(x, dv, op32, pm);
       const w = op32 ? 4 : 2;
       assert.equal(dv.getUint16(0, true), 0x027b);
       const tagWord = dv.getUint16(2 * w, true);
@@ -66,7 +66,7 @@ void test('FNSTENV/FLDENV images in all four layouts, with the full tag word', (
       assert.equal((tagWord >> 2) & 3, TAG_EMPTY, 'R1 empty');
       const y = new X87State();
       y.se.set(x.se); y.hi.set(x.hi); y.lo.set(x.lo);
-      loadEnv(y, img, op32, pm);
+      loadEnv(y, dv, op32, pm);
       assert.equal(y.cw, x.cw);
       assert.equal(y.statusWord(), x.statusWord());
       assert.deepEqual(Array.from(y.tag), Array.from(x.tag));

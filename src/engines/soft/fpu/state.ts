@@ -205,58 +205,61 @@ export function envSize(op32: boolean): number {
   return op32 ? 28 : 14;
 }
 
+/** Writes slot `slot` of an environment image (16-bit or 32-bit slots). */
+function putSlot(dv: DataView, op32: boolean, slot: number, v: number): void {
+  if (op32) dv.setUint32(slot * 4, v >>> 0, true); else dv.setUint16(slot * 2, v & 0xffff, true);
+}
+
+function getSlot(dv: DataView, op32: boolean, slot: number): number {
+  return op32 ? dv.getUint32(slot * 4, true) : dv.getUint16(slot * 2, true);
+}
+
 /**
- * Serialises the environment into `out` (bytes, little-endian) in the layout
- * for the operand size and mode (`protectedMode`: CR0.PE=1 and not VM86).
+ * Serialises the environment into `dv` (from byte 0, little-endian) in the
+ * layout for the operand size and mode (`protectedMode`: CR0.PE=1 and not
+ * VM86).
  */
-export function storeEnv(x: X87State, out: Uint8Array, op32: boolean, protectedMode: boolean): void {
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  out.fill(0, 0, envSize(op32));
-  const w = op32 ? 4 : 2;
-  const put = (slot: number, v: number): void => {
-    if (op32) dv.setUint32(slot * 4, v >>> 0, true); else dv.setUint16(slot * 2, v & 0xffff, true);
-  };
-  put(0, x.cw | (op32 ? 0xffff0000 : 0));
-  put(1, x.statusWord() | (op32 ? 0xffff0000 : 0));
-  put(2, x.fullTagWord() | (op32 ? 0xffff0000 : 0));
+export function storeEnv(x: X87State, dv: DataView, op32: boolean, protectedMode: boolean): void {
+  for (let i = 0; i < envSize(op32); i++) dv.setUint8(i, 0);
+  const fill = op32 ? 0xffff0000 : 0;
+  putSlot(dv, op32, 0, x.cw | fill);
+  putSlot(dv, op32, 1, x.statusWord() | fill);
+  putSlot(dv, op32, 2, x.fullTagWord() | fill);
   if (protectedMode) {
-    put(3, x.fip);
-    if (op32) dv.setUint32(16, (x.fcs & 0xffff) | ((x.fop & 0x7ff) << 16), true); else put(4, x.fcs);
-    put(5, x.fdp);
-    put(6, x.fds | (op32 ? 0xffff0000 : 0));
+    putSlot(dv, op32, 3, x.fip);
+    if (op32) dv.setUint32(16, (x.fcs & 0xffff) | ((x.fop & 0x7ff) << 16), true); else putSlot(dv, op32, 4, x.fcs);
+    putSlot(dv, op32, 5, x.fdp);
+    putSlot(dv, op32, 6, x.fds | fill);
   } else {
     // Real/VM86 layout: 20/32-bit linear pointers split around the opcode.
     const ip = x.fip + x.fcs * 16;
     const dp = x.fdp + x.fds * 16;
-    put(3, (ip & 0xffff) | (op32 ? 0xffff0000 : 0));
+    putSlot(dv, op32, 3, (ip & 0xffff) | fill);
     if (op32) dv.setUint32(16, (((ip >>> 16) & 0xffff) << 12) | (x.fop & 0x7ff), true);
     else dv.setUint16(8, (((ip >>> 16) & 0xf) << 12) | (x.fop & 0x7ff), true);
-    put(5, (dp & 0xffff) | (op32 ? 0xffff0000 : 0));
+    putSlot(dv, op32, 5, (dp & 0xffff) | fill);
     if (op32) dv.setUint32(24, ((dp >>> 16) & 0xffff) << 12, true);
     else dv.setUint16(12, ((dp >>> 16) & 0xf) << 12, true);
   }
-  void w;
 }
 
 /** Loads an environment image (the inverse of storeEnv). */
-export function loadEnv(x: X87State, src: Uint8Array, op32: boolean, protectedMode: boolean): void {
-  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
-  const get = (slot: number): number => op32 ? dv.getUint32(slot * 4, true) : dv.getUint16(slot * 2, true);
-  x.cw = (get(0) & 0x1f7f) | 0x40;
-  x.setStatusWord(get(1) & 0xffff);
-  const tagWord = get(2) & 0xffff;
+export function loadEnv(x: X87State, dv: DataView, op32: boolean, protectedMode: boolean): void {
+  x.cw = (getSlot(dv, op32, 0) & 0x1f7f) | 0x40;
+  x.setStatusWord(getSlot(dv, op32, 1) & 0xffff);
+  const tagWord = getSlot(dv, op32, 2) & 0xffff;
   if (protectedMode) {
-    x.fip = get(3);
-    if (op32) { const v = dv.getUint32(16, true); x.fcs = v & 0xffff; x.fop = (v >>> 16) & 0x7ff; } else x.fcs = get(4);
-    x.fdp = get(5);
-    x.fds = get(6) & 0xffff;
+    x.fip = getSlot(dv, op32, 3);
+    if (op32) { const v = dv.getUint32(16, true); x.fcs = v & 0xffff; x.fop = (v >>> 16) & 0x7ff; } else x.fcs = getSlot(dv, op32, 4);
+    x.fdp = getSlot(dv, op32, 5);
+    x.fds = getSlot(dv, op32, 6) & 0xffff;
   } else {
     const hiIp = op32 ? dv.getUint32(16, true) : dv.getUint16(8, true);
     x.fop = hiIp & 0x7ff;
-    x.fip = (get(3) & 0xffff) | ((hiIp >>> 12) << 16);
+    x.fip = (getSlot(dv, op32, 3) & 0xffff) | ((hiIp >>> 12) << 16);
     x.fcs = 0;
     const hiDp = op32 ? dv.getUint32(24, true) : dv.getUint16(12, true);
-    x.fdp = (get(5) & 0xffff) | ((hiDp >>> 12) << 16);
+    x.fdp = (getSlot(dv, op32, 5) & 0xffff) | ((hiDp >>> 12) << 16);
     x.fds = 0;
   }
   x.setFullTagWord(tagWord);

@@ -32,6 +32,7 @@ const TWO32 = 0x1_0000_0000;
 let aSe = 0; let aHi = 0; let aLo = 0;
 let bSe = 0; let bHi = 0; let bLo = 0;
 const envBuf = new Uint8Array(108);
+const envView = new DataView(envBuf.buffer);
 
 function prepare(x: X87State, pcApplies: boolean): FloatEnv {
   const env = x.env;
@@ -307,7 +308,7 @@ function isProtected(c: Cpu): boolean {
 
 function fnstenv(c: Cpu, x: X87State, lin: number, op32: boolean): void {
   const n = envSize(op32);
-  storeEnv(x, envBuf, op32, isProtected(c));
+  storeEnv(x, envView, op32, isProtected(c));
   // Probe the last byte first so a fault leaves memory and state unchanged.
   c.wr8(lin + n - 1, envBuf[n - 1]);
   for (let i = 0; i < n; i++) c.wr8(lin + i, envBuf[i]);
@@ -316,7 +317,7 @@ function fnstenv(c: Cpu, x: X87State, lin: number, op32: boolean): void {
 function fldenvFrom(c: Cpu, x: X87State, lin: number, op32: boolean): void {
   const n = envSize(op32);
   for (let i = 0; i < n; i++) envBuf[i] = c.rd8(lin + i);
-  loadEnv(x, envBuf, op32, isProtected(c));
+  loadEnv(x, envView, op32, isProtected(c));
 }
 
 function fnsave(c: Cpu, x: X87State, lin: number, op32: boolean): void {
