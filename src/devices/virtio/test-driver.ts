@@ -101,7 +101,9 @@ export class TestVirtioDriver {
   /** Writes descriptor `index` of the table at `table`. */
   writeDescriptor(table: number, index: number, address: number, length: number, flags: number, next: number): void {
     const at = table + 16 * index;
-    this.memory.write64(at, address);
+    // Two halves, so tests can also write addresses at or above 2^53.
+    this.memory.write32(at, address % 0x1_0000_0000);
+    this.memory.write32(at + 4, Math.floor(address / 0x1_0000_0000) >>> 0);
     this.memory.write32(at + 8, length);
     this.memory.write16(at + 12, flags);
     this.memory.write16(at + 14, next);
