@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { EngineUnavailableError } from '../engine.js';
 
+/** An opaque handle to a uv_poll_t watching an eventfd. */
+export type EventfdPollHandle = { readonly __eventfdPoll: unique symbol };
+
 /** An opaque handle to a native event-loop watcher thread. */
 export type WatcherHandle = { readonly __watcher: unique symbol };
 
@@ -50,6 +53,14 @@ export interface KvmNative {
   watcherDisarm(watcher: WatcherHandle): void;
   watcherTakeFired(watcher: WatcherHandle): boolean;
   watcherDestroy(watcher: WatcherHandle): void;
+  /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). */
+  eventfdCreate(): number;
+  /** Adds 1 to an eventfd (fires a KVM irqfd). */
+  eventfdSignal(fd: number): void;
+  /** Calls `onSignal` on this thread's event loop each time the eventfd is signalled (drained first). Unref'd. */
+  pollEventfd(fd: number, onSignal: () => void): EventfdPollHandle;
+  /** Stops a pollEventfd watch (the fd stays open). */
+  pollClose(handle: EventfdPollHandle): void;
   readonly O_RDWR: number;
 }
 
