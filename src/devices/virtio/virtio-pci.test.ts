@@ -173,3 +173,50 @@ test('a bad queue configuration at enable time makes the device need a reset', (
   const status = driver.init({ queueSize: 48 });
   assert.ok(status & VirtioStatus.DEVICE_NEEDS_RESET);
 });
+
+test('fast path: notify watches follow BAR 0, MSI-X vectors get engine routes that fire instead of signalMsi', () => {
+  const memory = GuestMemory.allocate(16 * MiB);
+  const irq = new RecordingInterruptController();
+  const watches = new Map<number, () => void>();
+  const fired: number[] = [];
+  const messages: string[] = [];
+  let routes = 0;
+  const fn = new VirtioPciFunction({
+    device: new VirtioRng(), memory, interrupts: irq,
+    fastNotify: {
+      watchMmioWrite: (address, length, handler) => {
+        assert.equal(length, 2);
+        watches.set(address, handler);
+        return () => void watches.delete(address);
+      },
+      createMsiRoute: () => {
+        const id = routes++;
+        return { update: (a, d) => void messages.push(`${id}:${a.toString(16)}/${d}`), fire: () => void fired.push(id), dispose: () => undefined };
+      },
+    },
+  });
+  const ports = new PortBus();
+  const host = new PciHost({ mmio: new Bus(), ports, interrupts: irq });
+  ports.insert(0xcf8, 4, host.addressPort, 'pci-address');
+  ports.insert(0xcfc, 4, host.dataPort, 'pci-data');
+  const slot = host.addDevice(fn, 'rng');
+  assert.equal(watches.size, 0, 'no watch while decoding is off');
+  ports.write(0xcf8, 4, (0x80000000 | (slot << 11) | PciReg.COMMAND) >>> 0);
+  ports.write(0xcfc, 2, PciCommand.MEMORY_SPACE);
+  const bar = fn.barAddress(0)!;
+  assert.deepEqual([...watches.keys()], [bar + VirtioPciLayout.NOTIFY]);
+  const driver = new TestVirtioDriver(fn, memory);
+  driver.init({ msix: true });
+  fn.configWrite(fn.msix.capabilityOffset + 2, 2, 0x8000);
+  driver.bar.write(VirtioPciLayout.MSIX_TABLE + 16, 4, 0xfee00000);
+  driver.bar.write(VirtioPciLayout.MSIX_TABLE + 24, 4, 0x52);
+  driver.bar.write(VirtioPciLayout.MSIX_TABLE + 28, 4, 0);
+  assert.ok(messages.some((m) => m.endsWith('fee00000/82')));
+  driver.add(0, [{ address: 0x100000, length: 8, writable: true }]);
+  watches.get(bar + VirtioPciLayout.NOTIFY)!(); // the engine saw the notify write
+  assert.deepEqual(driver.takeUsed(0), [{ id: 0, len: 8 }]);
+  assert.equal(fired.length, 1);
+  assert.equal(irq.msis.length, 0, 'delivered through the route, not signalMsi');
+  ports.write(0xcfc, 2, 0); // decoding off: the watches go
+  assert.equal(watches.size, 0);
+});
