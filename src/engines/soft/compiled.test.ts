@@ -1,8 +1,9 @@
 /**
  * Compiler-generated code on the soft CPU, checked against the host CPU: one
  * freestanding C program (sorting, CRC-32, 64-bit multiply/divide mixes,
- * shifts, bit tricks, memcpy/memset) is built twice with gcc at -O2 — once as
- * a host executable, once linked at 1 MiB for the guest — and the checksums
+ * shifts, bit tricks, memcpy/memset,
+ * recursion, bitfields, linked lists, memmove, 128-bit division in libgcc)
+ * is built twice with gcc at -O2 — once as a host executable, once linked at 1 MiB for the guest — and the checksums
  * both print must be identical. Skipped when gcc is not installed.
  */
 
@@ -27,6 +28,10 @@ static void sort(i64 *a, int n) {
   for (int i = 1; i < n; i++) { i64 v = a[i]; int j = i - 1; while (j >= 0 && a[j] > v) { a[j + 1] = a[j]; j--; } a[j + 1] = v; }
 }
 static i64 arr[300]; static u8 buf[4096]; static u8 buf2[4096];
+static u64 ack(u64 m, u64 n) { if (m == 0) return n + 1; if (n == 0) return ack(m - 1, 1); return ack(m - 1, ack(m, n - 1)); }
+static u64 fib(int n) { return n < 2 ? (u64)n : fib(n - 1) + fib(n - 2); }
+struct bits { unsigned a : 5; unsigned b : 13; int c : 9; unsigned long d : 37; };
+struct node { u64 key; struct node *next; }; static struct node nodes[1000]; static struct node *heads[64];
 u64 compute(int which) {
   u64 h = 0;
   switch (which) {
@@ -41,15 +46,32 @@ u64 compute(int which) {
   case 4: for (int i = 0; i < 4096; i++) buf[i] = (u8)(i * 7); __builtin_memcpy(buf2 + 3, buf + 5, 3000);
     __builtin_memset(buf2 + 100, 0xa5, 77); return crc32(buf2, 4096);
   case 5: { u32 x = 0; for (int i = 0; i < 5000; i++) { int s = (int)rnd(); x += (u32)(s / 7) ^ (u32)(s % 13) ^ (u32)((short)s * (short)(s >> 16)) ^ (u32)((signed char)s >> 3); } return x; }
+  case 6: return ack(2, 300) + fib(18);
+  case 7: { struct bits b = {0}; for (int i = 0; i < 3000; i++) { u64 r = rnd(); b.a += (unsigned)r; b.b ^= (unsigned)(r >> 7); b.c = (int)(b.c - (int)(r >> 40)); b.d += b.a;
+      h = h * 1000003u + b.a + b.b + (u64)(i64)b.c + b.d; } return h; }
+  case 8: { for (int i = 0; i < 64; i++) heads[i] = 0; for (int i = 0; i < 1000; i++) { u64 k = rnd() % 5000; struct node *n = &nodes[i]; n->key = k; n->next = heads[k % 64]; heads[k % 64] = n; }
+      for (int i = 0; i < 64; i++) for (struct node *n = heads[i]; n; n = n->next) h = (h ^ n->key) * 0x100000001b3ULL; return h; }
+  case 9: { for (int i = 0; i < 4096; i++) buf[i] = (u8)(rnd() % 200 + 1); buf[4000] = 0; __builtin_memmove(buf + 10, buf, 3000); __builtin_memmove(buf, buf + 7, 2000);
+      u64 n = 0; while (buf[n]) n++; int c = 0; for (int i = 0; i + 1 < 4096; i++) c += buf[i] < buf[i + 1]; return (n << 32) + (u64)c + crc32(buf, 4096); }
+  case 10: { unsigned __int128 acc = 1; for (int i = 0; i < 300; i++) { unsigned __int128 x = ((unsigned __int128)rnd() << 64) | rnd(); u64 d = rnd() | 1;
+      acc = acc * 6364136223846793005ULL + x / d + x % ((unsigned __int128)d << 17 | 5); } return (u64)(acc >> 64) ^ (u64)acc; }
   }
   return 0;
 }
 `;
 
 const GUEST_MAIN = String.raw`
+/* The freestanding runtime: string moves with REP MOVSB/STOSB (backwards with STD for overlaps). */
+void *memcpy(void *d, const void *s, unsigned long n) { void *r = d; __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) :: "memory"); return r; }
+void *memset(void *d, int c, unsigned long n) { void *r = d; __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory"); return r; }
+void *memmove(void *d, const void *s, unsigned long n) {
+  if ((unsigned long)d <= (unsigned long)s || (unsigned long)d >= (unsigned long)s + n) return memcpy(d, s, n);
+  void *r = d; const char *se = (const char *)s + n - 1; char *de = (char *)d + n - 1;
+  __asm__ volatile("std; rep movsb; cld" : "+D"(de), "+S"(se), "+c"(n) :: "memory"); return r;
+}
 static void out8(unsigned short port, unsigned char v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
 void _start(void) {
-  for (int w = 0; w < 6; w++) { u64 v = compute(w); for (int i = 0; i < 8; i++) out8(0xe9, (unsigned char)(v >> (8 * i))); }
+  for (int w = 0; w < 11; w++) { u64 v = compute(w); for (int i = 0; i < 8; i++) out8(0xe9, (unsigned char)(v >> (8 * i))); }
   out8(0xf4, 1);
   for (;;) __asm__ volatile("hlt");
 }
@@ -57,7 +79,7 @@ void _start(void) {
 
 const HOST_MAIN = String.raw`
 #include <stdio.h>
-int main(void) { for (int w = 0; w < 6; w++) printf("%016lx\n", compute(w)); return 0; }
+int main(void) { for (int w = 0; w < 11; w++) printf("%016lx\n", compute(w)); return 0; }
 `;
 
 function hasGcc(): boolean {
@@ -89,7 +111,7 @@ void test('gcc -O2 freestanding code gives the same results on the soft CPU as o
     assert.deepEqual(result.exit, { kind: 'debug-exit', value: 1 });
     const bytes = result.portWrites.filter(([port]) => port === 0xe9).map(([, , v]) => v);
     const got: string[] = [];
-    for (let w = 0; w < 6; w++) {
+    for (let w = 0; w < 11; w++) {
       let v = 0n;
       for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(bytes[w * 8 + i]);
       got.push(v.toString(16).padStart(16, '0'));
