@@ -3,7 +3,7 @@
  * freestanding C program (sorting, CRC-32, 64-bit multiply/divide mixes,
  * shifts, bit tricks, memcpy/memset,
  * recursion, bitfields, linked lists, memmove, 128-bit division in libgcc)
- * is built twice with gcc at -O2 — once as a host executable, once linked at 1 MiB for the guest — and the checksums
+ * is built twice with gcc at -O2, -Os and -O0 — once as a host executable, once linked at 1 MiB for the guest — and the checksums
  * both print must be identical. Skipped when gcc is not installed.
  */
 
@@ -91,33 +91,35 @@ function hasGcc(): boolean {
   }
 }
 
-void test('gcc -O2 freestanding code gives the same results on the soft CPU as on the host', { skip: !hasGcc() }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'softcpu-cc-'));
-  try {
-    writeFileSync(join(dir, 'guest.c'), PROGRAM + GUEST_MAIN);
-    writeFileSync(join(dir, 'host.c'), PROGRAM + HOST_MAIN);
-    // No SSE/x87 in the guest build: the soft CPU does not implement them yet.
-    execFileSync('gcc', ['-O2', '-ffreestanding', '-fno-pic', '-fno-stack-protector', '-mgeneral-regs-only', '-mno-red-zone', '-fcf-protection=none',
-      '-nostdlib', '-static', '-Wl,-Ttext=0x100000', '-Wl,--build-id=none', '-o', join(dir, 'guest.elf'), join(dir, 'guest.c'), '-lgcc'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    execFileSync('objcopy', ['-O', 'binary', join(dir, 'guest.elf'), join(dir, 'guest.bin')]);
-    execFileSync('gcc', ['-O2', '-o', join(dir, 'host'), join(dir, 'host.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const expected = execFileSync(join(dir, 'host'), { encoding: 'utf8' }).trim().split('\n');
-    const code = new Uint8Array(readFileSync(join(dir, 'guest.bin')));
-    // The binary starts at the lowest section (0x100000); the entry point comes from the ELF header.
-    const entry = Number(readFileSync(join(dir, 'guest.elf')).readBigUInt64LE(24));
-    const result = await softRunner({
-      code, loadAddress: 0x100000, state: longModeState(entry, 0x9000, 0x800000), memory: identityPageTables(0x9000), timeoutMs: 20000,
-    });
-    assert.deepEqual(result.exit, { kind: 'debug-exit', value: 1 });
-    const bytes = result.portWrites.filter(([port]) => port === 0xe9).map(([, , v]) => v);
-    const got: string[] = [];
-    for (let w = 0; w < 11; w++) {
-      let v = 0n;
-      for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(bytes[w * 8 + i]);
-      got.push(v.toString(16).padStart(16, '0'));
+for (const opt of ['-O2', '-Os', '-O0']) {
+  void test(`gcc ${opt} freestanding code gives the same results on the soft CPU as on the host`, { skip: !hasGcc() }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softcpu-cc-'));
+    try {
+      writeFileSync(join(dir, 'guest.c'), PROGRAM + GUEST_MAIN);
+      writeFileSync(join(dir, 'host.c'), PROGRAM + HOST_MAIN);
+      // No SSE/x87 in the guest build: the soft CPU does not implement them yet.
+      execFileSync('gcc', [opt, '-ffreestanding', '-fno-pic', '-fno-stack-protector', '-mgeneral-regs-only', '-mno-red-zone', '-fcf-protection=none',
+        '-nostdlib', '-static', '-Wl,-Ttext=0x100000', '-Wl,--build-id=none', '-o', join(dir, 'guest.elf'), join(dir, 'guest.c'), '-lgcc'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('objcopy', ['-O', 'binary', join(dir, 'guest.elf'), join(dir, 'guest.bin')]);
+      execFileSync('gcc', [opt, '-o', join(dir, 'host'), join(dir, 'host.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const expected = execFileSync(join(dir, 'host'), { encoding: 'utf8' }).trim().split('\n');
+      const code = new Uint8Array(readFileSync(join(dir, 'guest.bin')));
+      // The binary starts at the lowest section (0x100000); the entry point comes from the ELF header.
+      const entry = Number(readFileSync(join(dir, 'guest.elf')).readBigUInt64LE(24));
+      const result = await softRunner({
+        code, loadAddress: 0x100000, state: longModeState(entry, 0x9000, 0x800000), memory: identityPageTables(0x9000), timeoutMs: 20000,
+      });
+      assert.deepEqual(result.exit, { kind: 'debug-exit', value: 1 });
+      const bytes = result.portWrites.filter(([port]) => port === 0xe9).map(([, , v]) => v);
+      const got: string[] = [];
+      for (let w = 0; w < 11; w++) {
+        let v = 0n;
+        for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(bytes[w * 8 + i]);
+        got.push(v.toString(16).padStart(16, '0'));
+      }
+      assert.deepEqual(got, expected);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.deepEqual(got, expected);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  });
+}
