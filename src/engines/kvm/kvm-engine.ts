@@ -295,7 +295,7 @@ export class KvmVm implements EngineVm {
       }
     };
     try {
-      const devicePath = engineOptions.devicePath ?? '/dev/kvm';
+      const devicePath = engineOptions.devicePath ?? process.env.TYPEVISOR_KVM_DEVICE ?? '/dev/kvm';
       const kvmFd = openKvm(native, devicePath);
       cleanup.push(() => native.close(kvmFd));
       const api = native.ioctlInt(kvmFd, Ioctl.GET_API_VERSION, 0);
