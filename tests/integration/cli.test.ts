@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runCli } from './harness.js';
+import { CLI, multibootFlatImage, runCli } from './harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tv-cli-'));
 const junk = join(dir, 'junk.bin');
@@ -106,21 +106,9 @@ describe('the console on a real terminal', () => {
   });
 });
 
-/** A tiny multiboot a.out-kludge kernel (the header alone is enough for the CLI to accept it). */
+/** A tiny multiboot kernel that halts (the CLI only needs to accept it). */
 function minimalMultiboot(): Uint8Array {
-  const img = new Uint8Array(64);
-  const v = new DataView(img.buffer);
-  const flags = 0x10000;
-  v.setUint32(0, 0x1badb002, true);
-  v.setUint32(4, flags, true);
-  v.setUint32(8, (-(0x1badb002 + flags)) >>> 0, true);
-  v.setUint32(12, 0x100000, true); // header_addr
-  v.setUint32(16, 0x100000, true); // load_addr
-  v.setUint32(20, 0, true); // load_end_addr: whole file
-  v.setUint32(24, 0, true); // bss_end_addr
-  v.setUint32(28, 0x100020, true); // entry_addr
-  img[32] = 0xf4; // hlt
-  return img;
+  return multibootFlatImage([0xf4]);
 }
 
 function permissionSkipReason(): string | false {

@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuests } from '../guests/build.js';
-import { runCli, engineSkipReason, type CliResult } from './harness.js';
+import { runCli, engineSkipReason, multibootFlatImage, type CliResult } from './harness.js';
 
 let guests: Record<string, string> = {};
 let buildProblem: string | undefined;
@@ -35,20 +35,8 @@ function expectPass(r: CliResult, name: string): void {
  */
 function tripleFaultKernel(): string {
   const path = join(mkdtempSync(join(tmpdir(), 'tv-triple-')), 'triple.bin');
-  const img = new Uint8Array(0x48);
-  const v = new DataView(img.buffer);
-  const flags = 0x10000;
-  v.setUint32(0, 0x1badb002, true);
-  v.setUint32(4, flags, true);
-  v.setUint32(8, (-(0x1badb002 + flags)) >>> 0, true);
-  v.setUint32(12, 0x100000, true); // header_addr
-  v.setUint32(16, 0x100000, true); // load_addr
-  v.setUint32(20, 0, true); // load_end_addr: the whole file
-  v.setUint32(24, 0, true); // bss_end_addr
-  v.setUint32(28, 0x100020, true); // entry_addr
-  img.set([0x0f, 0x01, 0x1d, 0x40, 0x00, 0x10, 0x00, 0x0f, 0x0b], 0x20); // lidt [0x100040]; ud2
-  // 0x40: the IDT descriptor: limit 0, base 0.
-  writeFileSync(path, img);
+  // lidt [0x100040]; ud2 — and at 0x100040 the IDT descriptor: limit 0, base 0 (zero padding).
+  writeFileSync(path, multibootFlatImage([0x0f, 0x01, 0x1d, 0x40, 0x00, 0x10, 0x00, 0x0f, 0x0b]));
   return path;
 }
 
