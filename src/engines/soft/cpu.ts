@@ -21,6 +21,8 @@ import { execute } from './interp.js';
 
 const TWO32 = 0x1_0000_0000;
 
+import { SseState } from './sse/state.js';
+import { loadSseStateImage, sseStateImage } from './sse/fxsave.js';
 export * from './arch.js';
 import {
   X_DB, A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
@@ -191,6 +193,8 @@ export class Cpu {
 
   readonly wide = new WideMath();
   readonly msrOut = new Uint32Array(2);
+  /** XMM registers and MXCSR (sse/). */
+  readonly sse = new SseState();
   private readonly fetchSource: FetchSource;
   host: CpuHost | null = null;
 
@@ -228,6 +232,7 @@ export class Cpu {
     this.dr.fill(0);
     this.dr[6] = 0xffff0ff0;
     this.dr[7] = 0x400;
+    this.sse.reset();
     this.halted = false;
     this.interruptShadow = false;
     this.nmiBlocked = false;
@@ -1462,6 +1467,7 @@ export class Cpu {
       idt: { base: toU64(this.idtBase), limit: this.idtLimit },
       cr0: BigInt(this.cr0 >>> 0), cr2: toU64(this.cr2), cr3: toU64(this.cr3), cr4: BigInt(this.cr4 >>> 0),
       cr8: BigInt(this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
+      fx: sseStateImage(this),
     };
   }
 
@@ -1481,6 +1487,7 @@ export class Cpu {
     this.flags = (Number(st.rflags & 0xffffffffn) & (WRITABLE_FLAGS | VM)) | 2;
     this.lazyOp = L_NONE;
     for (const n of SEGMENT_NAMES) this.setSegmentState(SEG_INDEX[n], st.seg[n]);
+    if (st.fx !== undefined) loadSseStateImage(this, st.fx);
     this.gdtBase = fromU64(st.gdt.base); this.gdtLimit = st.gdt.limit;
     this.idtBase = fromU64(st.idt.base); this.idtLimit = st.idt.limit;
     this.cpl = (this.cr0 & CR0_PE) === 0 ? 0 : (this.segAttr[SS] >> A_DPL_SHIFT) & 3;
