@@ -139,8 +139,11 @@ function lane32(s: SseState, op: number, out: number, ai: number, bi: number): v
     return;
   }
   if (op === OP_MIN || op === OP_MAX) {
+    // A selection: the chosen operand's bits (a denormal stays as is under DAZ; only the compare sees zero).
     if (isNaN32(aw) || isNaN32(bw)) { env.flags |= MX_IE; w[out] = bw; return; }
-    s.f32[out] = arith32(op, in32(aw), in32(bw));
+    const x = in32(aw);
+    const y = in32(bw);
+    w[out] = (op === OP_MIN ? x < y : x > y) ? aw : bw;
     return;
   }
   const an = isNaN32(aw);
@@ -164,7 +167,9 @@ function lane64(s: SseState, op: number, out: number, ai: number, bi: number): v
   }
   if (op === OP_MIN || op === OP_MAX) {
     if (isNaN64(alo, ahi) || isNaN64(blo, bhi)) { env.flags |= MX_IE; w[out] = blo; w[out + 1] = bhi; return; }
-    store64(s, out, arith64(op, in64(alo, ahi), in64(blo, bhi)));
+    const x = in64(alo, ahi);
+    const y = in64(blo, bhi);
+    if (op === OP_MIN ? x < y : x > y) { w[out] = alo; w[out + 1] = ahi; } else { w[out] = blo; w[out + 1] = bhi; }
     return;
   }
   const an = isNaN64(alo, ahi);

@@ -172,7 +172,7 @@ function exact64(op: number, x: number, y: number): number {
       const rs = scale2(Math.abs(p), -(ex + ey));
       const d = rs - q;
       const mag = d !== 0 ? -sgn(d) : sgn(e);
-      errSign = p < 0 ? -mag : mag;
+      errSign = (x < 0) !== (y < 0) ? -mag : mag;
       return p;
     }
     case OP_DIV: {
@@ -187,7 +187,7 @@ function exact64(op: number, x: number, y: number): number {
       const rs = scale2(Math.abs(q), -(ex - ey));
       const d = rs - qs;
       const mag = d !== 0 ? -sgn(d) : sgn(rem);
-      errSign = q < 0 ? -mag : mag;
+      errSign = (x < 0) !== (y < 0) ? -mag : mag;
       return q;
     }
     default: { // SQRT
