@@ -43,7 +43,7 @@ function withoutDenormalFlag(line: string | undefined): string {
 test('SSE results, EFLAGS and MXCSR match QEMU TCG byte for byte', { timeout: 180_000 }, (t) => {
   if (!haveTool('qemu-system-x86_64', '--version')) return t.skip('qemu-system-x86_64 is not installed');
   if (!haveTool('as', '--version')) return t.skip('binutils (as/ld) are not installed');
-  const cases = buildCases();
+  const cases = buildCases(0x5eed1234, 16);
   const elf = buildProgram(cases);
   // Serial to a file: QEMU drops console output when a stdio pipe fills up.
   const serialFile = join(dirname(elf), 'qemu-serial.txt');
