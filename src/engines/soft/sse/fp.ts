@@ -258,34 +258,59 @@ function nextUp32(x: number): number {
   return f32FromBits(x > 0 ? w + 1 : w - 1);
 }
 
+/** Moves a nearest-rounded result one ulp as the rounding control requires, given the error sign. */
+function directed(r: number, single: boolean, err: number): number {
+  const rc = env.rc;
+  if (err === 0 || rc === RC_NEAREST) return r;
+  let up = false;
+  let down = false;
+  if (rc === RC_UP) up = err > 0;
+  else if (rc === RC_DOWN) down = err < 0;
+  else if (r > 0 && err < 0) down = true;
+  else if (r < 0 && err > 0) up = true;
+  if (up) return single ? nextUp32(r) : nextUp64(r);
+  if (down) return single ? -nextUp32(-r) : -nextUp64(-r);
+  return r;
+}
+
+const TINY_SCALE = 2 ** 64;
+
+/**
+ * Tininess after rounding with an unbounded exponent for a result that
+ * rounded to exactly the smallest normal: redo the operation on operands
+ * scaled by 2^64 (exact, and the result is then a normal number) and see
+ * whether it still reaches the smallest normal. `op` -1 is a conversion of x.
+ */
+function tinyAtMinNormal(single: boolean, op: number, x: number, y: number): boolean {
+  let r: number;
+  if (op < 0) { r = single ? Math.fround(x * TINY_SCALE) : x * TINY_SCALE; errSign = sgn(x * TINY_SCALE - r); }
+  else {
+    const ys = op === OP_ADD || op === OP_SUB ? y * TINY_SCALE : y;
+    r = single ? exact32(op, x * TINY_SCALE, ys) : exact64(op, x * TINY_SCALE, ys);
+  }
+  r = directed(r, single, errSign);
+  return Math.abs(r) < (single ? MIN_NORMAL32 : MIN_NORMAL64) * TINY_SCALE;
+}
+
 /**
  * Applies rounding control, overflow, underflow and FTZ to a nearest-rounded
- * result `r` whose exact value differs from it by errSign. `single` picks
- * float32 limits. `inf` is true when an operand was infinite (no overflow then).
+ * result `r` of `op` on x, y (op -1: a conversion of x) whose exact value
+ * differs from it in the direction `err`. `single` picks float32 limits.
  */
-function finish(r: number, single: boolean, err: number): number {
+function finish(r: number, single: boolean, err: number, op: number, x: number, y: number): number {
   const rc = env.rc;
   const max = single ? MAX32 : Number.MAX_VALUE;
-  let overflow = false;
   if (err !== 0) {
     env.flags |= MX_PE;
     const a = Math.abs(r);
-    if (a === Infinity) overflow = true;
-    else if (a === max && rc !== RC_NEAREST && rc !== RC_ZERO && sgn(r) === err && (rc === RC_UP) === (r > 0)) overflow = true;
-    if (rc !== RC_NEAREST) {
-      let up = false;
-      let down = false;
-      if (rc === RC_UP) up = err > 0;
-      else if (rc === RC_DOWN) down = err < 0;
-      else if (r > 0 && err < 0) down = true;
-      else if (r < 0 && err > 0) up = true;
-      if (up) r = single ? nextUp32(r) : nextUp64(r);
-      else if (down) r = single ? -nextUp32(-r) : -nextUp64(-r);
+    if (a === Infinity || (a === max && rc !== RC_NEAREST && rc !== RC_ZERO && sgn(r) === err && (rc === RC_UP) === (r > 0))) {
+      env.flags |= MX_OE;
     }
-    if (overflow) env.flags |= MX_OE;
+    r = directed(r, single, err);
   }
   const minNormal = single ? MIN_NORMAL32 : MIN_NORMAL64;
-  const tiny = r !== 0 ? Math.abs(r) < minNormal : err !== 0;
+  let tiny = r !== 0 ? Math.abs(r) < minNormal : err !== 0;
+  if (!tiny && err !== 0 && Math.abs(r) === minNormal) tiny = tinyAtMinNormal(single, op, x, y);
   if (tiny) {
     const um = (env.masks & MX_UE) !== 0;
     if (!um) env.flags |= MX_UE;
@@ -295,8 +320,6 @@ function finish(r: number, single: boolean, err: number): number {
   return r;
 }
 
-/** True when x is a signalling NaN or QNaN given as bits: handled by callers. */
-
 /** Arithmetic on float64 values (non-NaN operands): the MXCSR-rounded result. */
 export function arith64(op: number, x: number, y: number): number {
   if (op === OP_MIN) return x < y ? x : y;
@@ -305,7 +328,8 @@ export function arith64(op: number, x: number, y: number): number {
   if (r !== r) { env.flags |= MX_IE; return NaN; }
   if (op === OP_DIV && y === 0 && Number.isFinite(x)) { env.flags |= MX_ZE; return r; }
   if (!Number.isFinite(x) || (op !== OP_SQRT && !Number.isFinite(y))) return r;
-  return signedZero(finish(r, false, errSign), op, x, y);
+  const e = errSign;
+  return signedZero(finish(r, false, e, op, x, y), op, x, y, e);
 }
 
 /** Arithmetic on float32 values (non-NaN operands). */
@@ -316,14 +340,15 @@ export function arith32(op: number, x: number, y: number): number {
   if (r !== r) { env.flags |= MX_IE; return NaN; }
   if (op === OP_DIV && y === 0 && Number.isFinite(x)) { env.flags |= MX_ZE; return r; }
   if (!Number.isFinite(x) || (op !== OP_SQRT && !Number.isFinite(y))) return r;
-  return signedZero(finish(r, true, errSign), op, x, y);
+  const e = errSign;
+  return signedZero(finish(r, true, e, op, x, y), op, x, y, e);
 }
 
 /** x + (-x) is -0 when rounding down. */
-function signedZero(r: number, op: number, x: number, y: number): number {
+function signedZero(r: number, op: number, x: number, y: number, err: number): number {
   if (r === 0 && env.rc === RC_DOWN && (op === OP_ADD || op === OP_SUB)) {
     const ny = op === OP_SUB ? -y : y;
-    if (!(Object.is(x, 0) && Object.is(ny, 0)) && errSign === 0) return -0;
+    if (!(Object.is(x, 0) && Object.is(ny, 0)) && err === 0) return -0;
   }
   return r;
 }
@@ -335,12 +360,12 @@ export function round32(x: number, e: number): number {
   let err: number;
   if (!Number.isFinite(r)) err = -sgn(r);
   else err = x !== r ? sgn(x - r) : e;
-  return finish(r, true, err);
+  return finish(r, true, err, -1, x, 0);
 }
 
 /** Rounds an exact double-with-error to float64 under MXCSR (int64 to double). */
 export function round64(x: number, e: number): number {
-  return finish(x, false, e);
+  return finish(x, false, e, -1, x, 0);
 }
 
 /** Rounds x to an integer under rounding control rc (ties to even for nearest). */
