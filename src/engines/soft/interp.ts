@@ -20,7 +20,7 @@ import {
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
-import { executeGroup15Sse, executeSse } from './sse/exec.js';
+import { clflush, executeGroup15Sse, executeSse } from './sse/exec.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -1351,7 +1351,7 @@ function group15(c: Cpu, r: Int32Array, b: number, f: number): void {
     return ud(c);
   }
   if (sub === 7 && (f & (F_REP | F_REPNE)) === 0) {
-    effectiveAddress(c, r, b); // CLFLUSH: no caches to flush
+    clflush(c, effectiveAddress(c, r, b)); // no caches to flush; faults like a read (sse/)
     return;
   }
   if (sub <= 3 && (f & (F_REP | F_REPNE)) === 0) return executeGroup15Sse(c, r, b, f, sub); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR (sse/)

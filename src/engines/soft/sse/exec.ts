@@ -12,7 +12,7 @@
 
 import type { Cpu } from '../cpu.js';
 import {
-  ACC_WRITE, AF, CF, CR0_EM, CR0_TS, OF, PF, SF, X_GP, X_NM, X_UD, ZF,
+  ACC_READ, ACC_WRITE, AF, CF, CR0_EM, CR0_TS, OF, PF, SF, X_GP, X_NM, X_UD, ZF,
 } from '../arch.js';
 import {
   D_IMM, D_REG, D_RM, F_MOD3, F_OPSIZE_PREFIX, F_REP, F_REPNE, F_REXW, F_ASIZE_SHIFT, F_SEG_SHIFT, SEG_FLAT,
@@ -934,6 +934,11 @@ export function executeGroup15Sse(c: Cpu, r: Int32Array, b: number, f: number, s
       c.wr32(lin, s.mxcsr);
       return;
   }
+}
+
+/** CLFLUSH: nothing to flush, but the address must translate like a read (#PF/#GP as for a byte load). */
+export function clflush(c: Cpu, lin: number): void {
+  c.translate(lin, ACC_READ, c.cpl === 3);
 }
 
 /** Test hook: the double at XMM `n` lane `lane`. */

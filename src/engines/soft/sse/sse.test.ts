@@ -304,3 +304,47 @@ void test('NaN rules: first operand NaN wins (SDM table 4-7), SNaN quieted, defa
     0n, 0x1fc0n, // DAZ: denormals are zero, no DE
   ]);
 });
+
+void test('RCPPS/RSQRTPS within the architectural 1.5 * 2^-12 relative error; CLFLUSH faults like a read; MASKMOVDQU', async () => {
+  const { values } = await run(`
+    movaps xmm1, [rip + inputs]
+    rcpps xmm0, xmm1
+    movaps [rip + out], xmm0
+    rsqrtps xmm2, xmm1
+    movaps [rip + out + 16], xmm2
+    movaps xmm3, [rip + bytes]
+    movaps xmm4, [rip + mask]
+    lea rdi, [rip + target]
+    maskmovdqu xmm3, xmm4
+    mov rax, [rip + target]
+    st rax
+    mov rax, [rip + target + 8]
+    st rax
+    lea r15, [rip + 1f]
+    mov rax, 0x8000000000001000
+    clflush [rax]
+1:  mov rax, [rip + out]
+    st rax
+    mov rax, [rip + out + 8]
+    st rax
+    mov rax, [rip + out + 16]
+    st rax
+    mov rax, [rip + out + 24]
+    st rax
+  `, `
+    .balign 16
+    inputs: .float 3.0, 0.1, 1e-30, 7.5
+    out: .space 32
+    bytes: .byte 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    mask: .byte 0x80, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80
+    target: .quad 0xaaaaaaaaaaaaaaaa, 0xaaaaaaaaaaaaaaaa
+  `);
+  assert.deepEqual(values.slice(0, 2), [0xaaaaaaaaaa03aa01n, 0x10aaaaaaaaaaaaaan]);
+  assert.equal(values[2], 0xee0dn, 'CLFLUSH of a non-canonical address: #GP');
+  const lanes = new Float32Array(new BigUint64Array(values.slice(3, 7)).buffer);
+  const inputs = [3.0, 0.1, 1e-30, 7.5].map(Math.fround);
+  inputs.forEach((x, i) => {
+    assert.ok(Math.abs(lanes[i] * x - 1) <= 1.5 * 2 ** -12, `rcp(${x}) = ${lanes[i]}`);
+    assert.ok(Math.abs(lanes[4 + i] * Math.sqrt(x) - 1) <= 1.5 * 2 ** -12, `rsqrt(${x}) = ${lanes[4 + i]}`);
+  });
+});
