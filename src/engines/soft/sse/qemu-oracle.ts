@@ -15,7 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface SseCase {
-  /** Instruction text (Intel syntax); operands: xmm0 (dest), xmm1 (source), eax, `[src]` (16-byte aligned copy of xmm1). */
+  /**
+   * Instruction text (Intel syntax, `;` separates instructions); operands: xmm0 (dest), xmm1 (source), eax,
+   * `[src]` (16-byte aligned copy of xmm1), `[dst]` (48 scratch bytes), `[fxarea]` (512 bytes).
+   */
   insn: string;
   mxcsr: number;
   /** 16 bytes each. */
@@ -180,6 +183,20 @@ export function buildCases(seed = 0x5eed1234, perOp = 6): SseCase[] {
       'movlpd xmm0, [src + 8]', 'movhpd xmm0, [src + 8]', 'movss xmm0, [src + 4]', 'movsd xmm0, [src + 8]', 'movq xmm0, [src + 8]']) {
       add(insn, 0x1f80, intLanes(rng), intLanes(rng), rng.next());
     }
+    // Stores: through memory back into XMM0.
+    for (const insn of ['movaps [dst], xmm1', 'movntps [dst], xmm1', 'movntdq [dst], xmm1', 'movapd [dst], xmm1',
+      'movdqa [dst], xmm1', 'movlps [dst + 4], xmm1', 'movhps [dst + 8], xmm1', 'movlpd [dst], xmm1', 'movhpd [dst + 2], xmm1',
+      'movss [dst + 4], xmm1', 'movsd [dst + 8], xmm1', 'movq [dst + 6], xmm1', 'movd [dst + 12], xmm1', 'movnti [dst + 4], eax']) {
+      add(`${insn}; movdqa xmm0, [dst]`, 0x1f80, intLanes(rng), intLanes(rng), rng.next());
+    }
+    for (const insn of ['movups [dst + 3], xmm1', 'movdqu [dst + 5], xmm1', 'movupd [dst + 1], xmm1']) {
+      add(`${insn}; movdqu xmm0, [dst + ${k % 4}]`, 0x1f80, intLanes(rng), intLanes(rng), rng.next());
+    }
+    add('lea edi, [dst + 16]; maskmovdqu xmm1, xmm0; movdqa xmm0, [dst + 16]', 0x1f80, intLanes(rng), intLanes(rng));
+    // FXSAVE: bytes 16-31 hold FDP, MXCSR and MXCSR_MASK; then XMM1's image; FXRSTOR brings XMM0 and MXCSR back.
+    add('fxsave [fxarea]; movdqa xmm0, [fxarea + 16]', MODES[k % MODES.length], intLanes(rng), intLanes(rng));
+    add('fxsave [fxarea]; movdqa xmm0, [fxarea + 176]', 0x1f80, intLanes(rng), intLanes(rng));
+    add('fxsave [fxarea]; pxor xmm0, xmm0; ldmxcsr [fxarea + 28]; fxrstor [fxarea]', MODES[k % MODES.length], intLanes(rng), intLanes(rng));
   }
   return cases;
 }
@@ -226,7 +243,7 @@ export function programSource(cases: readonly SseCase[]): string {
     v.setUint32(4, c.eax >>> 0, true);
     lines.push(`case${i}: .byte ${hexBytes(c.a)}`, `.byte ${hexBytes(c.b)}`, `.byte ${hexBytes(tail)}`);
   });
-  lines.push('.balign 16', 'src: .space 48', 'res: .space 32', '.section .bss', '.balign 16', '.space 8192', 'stack_top:');
+  lines.push('.balign 16', 'src: .space 48', 'res: .space 32', 'dst: .space 48', '.balign 16', 'fxarea: .space 512', '.section .bss', '.balign 16', '.space 8192', 'stack_top:');
   return lines.join('\n') + '\n';
 }
 
