@@ -18,11 +18,11 @@ import { decode, D_FLAGS, D_LEN, D_OP, D_SHIFT, DECODE_TOO_LONG, F_CROSSES_PAGE,
 import type { GuestRam } from './guest-ram.js';
 import { WideMath } from './wide-math.js';
 import { execute } from './interp.js';
+import { loadSseStateImage, sseStateImage } from './sse/fxsave.js';
+import { SseState } from './sse/state.js';
 
 const TWO32 = 0x1_0000_0000;
 
-import { SseState } from './sse/state.js';
-import { loadSseStateImage, sseStateImage } from './sse/fxsave.js';
 export * from './arch.js';
 import {
   X_DB, A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
