@@ -20,6 +20,7 @@ import {
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
+import { clflush, executeGroup15Sse, executeSse } from './sse/exec.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -474,10 +475,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     default:
-      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) {
-        // SSE/MMX: not implemented yet (not advertised): #UD if CR0.EM, #NM if CR0.TS, else #UD.
-        if ((c.cr0 & CR0_EM) === 0 && (c.cr0 & CR0_TS) !== 0) c.raise(X_NM);
-      }
+      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) return executeSse(c, op, b, r, f); // sse/
       return ud(c);
   }
 }
@@ -1355,11 +1353,10 @@ function group15(c: Cpu, r: Int32Array, b: number, f: number): void {
     return ud(c);
   }
   if (sub === 7 && (f & (F_REP | F_REPNE)) === 0) {
-    effectiveAddress(c, r, b); // CLFLUSH: no caches to flush
+    clflush(c, effectiveAddress(c, r, b)); // no caches to flush; faults like a read (sse/)
     return;
   }
-  // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE...: not implemented (FXSR/SSE not advertised).
-  if ((c.cr0 & (CR0_EM | CR0_TS)) !== 0 && sub <= 3) c.raise(X_NM);
+  if (sub <= 3 && (f & (F_REP | F_REPNE)) === 0) return executeGroup15Sse(c, r, b, f, sub); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR (sse/)
   return ud(c);
 }
 
