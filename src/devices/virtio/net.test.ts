@@ -230,3 +230,42 @@ test('real tap in a private network namespace: ARP from the host reaches the gue
     sh('ip', 'netns', 'del', ns);
   }
 });
+
+test('real tap: with no guest buffers the device leaves frames in the tap queue, then delivers them all', { skip: !canUseNetns() && 'needs root and iproute2' }, async () => {
+  const ns = `tvbp${process.pid}`;
+  const tap = `tvb${process.pid % 100000}`;
+  sh('ip', 'netns', 'add', ns);
+  let backend: TapBackend | undefined;
+  try {
+    sh('ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
+    backend = TapBackend.open(tap);
+    sh('ip', 'link', 'set', tap, 'netns', ns);
+    sh('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', '10.214.0.1/24', 'dev', tap);
+    sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', tap, 'up');
+    const { driver, memory, postRx, net } = setup(backend);
+    sh('ip', 'netns', 'exec', ns, 'ip', 'neigh', 'add', '10.214.0.2', 'lladdr', formatMac(net.mac), 'dev', tap);
+    const count = 200;
+    sh('ip', 'netns', 'exec', ns, process.execPath, '-e',
+      `const s=require('dgram').createSocket('udp4');let n=0;const b=Buffer.alloc(100,7);for(let i=0;i<${count};i++)s.send(b,9,'10.214.0.2',()=>{if(++n===${count})s.close()})`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(net.stats.rxFrames, 0, 'nothing read without buffers');
+    let udp = 0;
+    for (let round = 0; round < 200 && udp < count; round++) {
+      postRx(16, 2048);
+      await new Promise((r) => setTimeout(r, 2));
+      for (const u of driver.takeUsed(NetQueue.RX)) {
+        const f = memory.readBytes(RXBUF + (u.id % 32) * 0x10000 + VIRTIO_NET_HDR_SIZE, 42);
+        if (f[12] === 0x08 && f[13] === 0x00 && f[23] === 17) udp++;
+      }
+    }
+    assert.equal(udp, count, 'every datagram waited in the tap queue and was delivered');
+  } finally {
+    backend?.close();
+    try {
+      sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'del', tap);
+    } catch {
+      // already gone
+    }
+    sh('ip', 'netns', 'del', ns);
+  }
+});
