@@ -371,3 +371,55 @@ test('a driver reset drops every connection', async () => {
     g.driver.init();
   });
 });
+
+test('credit: a host reader that stops reading stalls the guest, and the VMM never holds more than buf_alloc', async (t) => {
+  await withGuest(async (g) => {
+    let server: Socket | undefined;
+    let received = 0;
+    const srv = await listen(`${g.device.udsPath}_7002`, (s) => {
+      server = s;
+      s.pause(); // a reader that does not read
+    });
+    try {
+      g.post(200);
+      g.send(VsockOp.REQUEST, 1000, 7002);
+      await g.waitFor((p) => p.op === VsockOp.RESPONSE, 'RESPONSE');
+      await until(() => server !== undefined, 'server');
+      // The guest sends as its credit allows, learning fwd_cnt from every packet the device sends.
+      const chunk = new Uint8Array(32768).fill(3);
+      let sent = 0;
+      let peerFwd = 0;
+      let maxBacklog = 0;
+      for (let round = 0; round < 400; round++) {
+        const packets = g.collect();
+        for (const p of packets) peerFwd = Math.max(peerFwd, p.fwdCnt);
+        if (packets.length > 0) g.post(packets.length); // give the buffers back
+        if (g.received.length > 100) g.received.length = 0;
+        if (VSOCK_BUF_ALLOC - (sent - peerFwd) >= chunk.length) {
+          g.send(VsockOp.RW, 1000, 7002, { payload: chunk });
+          sent += chunk.length;
+        } else {
+          g.send(VsockOp.CREDIT_REQUEST, 1000, 7002);
+          await tick(2);
+        }
+        maxBacklog = Math.max(maxBacklog, g.device.hostBacklog);
+      }
+      assert.ok(g.healthy, g.fn.core.lastError);
+      assert.equal(g.device.openConnections, 1, 'the guest never overran its credit');
+      assert.ok(maxBacklog <= VSOCK_BUF_ALLOC, `VMM-side backlog ${maxBacklog} stayed within buf_alloc`);
+      const stalledAt = sent;
+      t.diagnostic(`guest stalled after ${stalledAt} bytes; VMM backlog peaked at ${maxBacklog} bytes`);
+      assert.ok(stalledAt < 16 * 1024 * 1024, `the guest stalled after ${stalledAt} bytes (kernel socket buffer + buf_alloc)`);
+      assert.ok(sent - peerFwd > VSOCK_BUF_ALLOC - chunk.length, 'the guest is out of credit');
+      // The reader starts reading: everything arrives and credit flows again.
+      server!.on('data', (d: Buffer) => { received += d.length; });
+      server!.resume();
+      await until(() => received === stalledAt, 'all bytes delivered');
+      g.send(VsockOp.CREDIT_REQUEST, 1000, 7002);
+      const update = await g.waitFor((p) => p.op === VsockOp.CREDIT_UPDATE && p.fwdCnt === stalledAt, 'fwd_cnt caught up');
+      assert.equal(update.bufAlloc, VSOCK_BUF_ALLOC);
+    } finally {
+      srv.close();
+    }
+  });
+});

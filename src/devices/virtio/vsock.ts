@@ -234,6 +234,13 @@ export class VirtioVsock implements VirtioDevice {
     else if (queue === VsockQueue.RX) this.pump();
   }
 
+  /** Bytes accepted from the guest that the host sockets have not yet taken (never above 256 KiB per connection). */
+  get hostBacklog(): number {
+    let total = 0;
+    for (const inner of this.connections.values()) for (const conn of inner.values()) total += conn.rxCount - conn.forwardCount;
+    return total;
+  }
+
   /** Number of open connections (tests, diagnostics). */
   get openConnections(): number {
     return this.connectionCount;
