@@ -4,7 +4,10 @@
  */
 
 import { parseArgs } from 'node:util';
-import { ConfigError, parseCpuCount, parseEngine, parseMemorySize, validateMemorySize, type VmConfig } from '../vmm/config.js';
+import {
+  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, parseNetSpec, parseVsockSpec, validateDisks,
+  validateMemorySize, validateNetworking, type VmConfig,
+} from '../vmm/config.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -15,7 +18,9 @@ export class UsageError extends Error {
 
 export const USAGE = `Usage:
   typevisor run [--kernel FILE] [--initrd FILE] [--append "ARGS"] [--memory 256M]
-                [--cpus N] [--engine kvm|soft|auto] [--debug-exit] [--no-reboot]
+                [--cpus N] [--engine kvm|soft|auto] [--disk PATH[,ro][,id=NAME]]...
+                [--net tap=NAME[,mac=MAC]]... [--vsock cid=N,uds=PATH]
+                [--rng] [--debug-exit] [--no-reboot]
   typevisor assets [prepare|list|remove]
   typevisor --version | --help
 
@@ -27,6 +32,12 @@ Options for run:
   --memory SIZE     guest RAM, e.g. 256M or 2G (default 256M)
   --cpus N          number of vCPUs (default 1)
   --engine E        kvm, soft or auto (default auto)
+  --disk SPEC       virtio-blk disk: PATH[,ro][,id=NAME] (raw image or block device; repeatable)
+  --net SPEC        virtio-net on a host tap: tap=NAME[,mac=XX:XX:XX:XX:XX:XX]
+                    (repeatable; needs CAP_NET_ADMIN or a tap owned by this user)
+  --vsock SPEC      virtio-vsock: cid=N,uds=PATH (host connects to PATH and sends
+                    "CONNECT <port>"; guest connections to port P reach PATH_P)
+  --rng             attach a virtio-rng entropy device
   --debug-exit      attach isa-debug-exit at port 0xf4: a write of v exits with (v << 1) | 1
   --no-reboot       end the VM when the guest resets instead of rebooting it
 
@@ -65,6 +76,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
         memory: { type: 'string', short: 'm' },
         cpus: { type: 'string' },
         engine: { type: 'string' },
+        disk: { type: 'string', multiple: true },
+        rng: { type: 'boolean' },
+        net: { type: 'string', multiple: true },
+        vsock: { type: 'string' },
         'debug-exit': { type: 'boolean' },
         'no-reboot': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -79,6 +94,11 @@ export function parseCommandLine(argv: readonly string[]): Command {
   try {
     const memoryBytes = parseMemorySize(v.memory ?? DEFAULT_MEMORY);
     validateMemorySize(memoryBytes);
+    const disks = (v.disk ?? []).map(parseDiskSpec);
+    validateDisks(disks);
+    const nets = (v.net ?? []).map(parseNetSpec);
+    const vsock = v.vsock === undefined ? undefined : parseVsockSpec(v.vsock);
+    validateNetworking(nets, disks.length + nets.length + (v.rng === true ? 1 : 0) + (vsock !== undefined ? 1 : 0));
     return {
       kind: 'run',
       config: {
@@ -90,6 +110,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
         engine: parseEngine(v.engine ?? 'auto'),
         debugExit: v['debug-exit'] === true,
         noReboot: v['no-reboot'] === true,
+        disks,
+        rng: v.rng === true,
+        nets,
+        vsock,
       },
     };
   } catch (e) {

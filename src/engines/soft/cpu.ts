@@ -18,6 +18,8 @@ import { decode, D_FLAGS, D_LEN, D_OP, D_SHIFT, DECODE_TOO_LONG, F_CROSSES_PAGE,
 import type { GuestRam } from './guest-ram.js';
 import { WideMath } from './wide-math.js';
 import { execute } from './interp.js';
+import { loadSseStateImage, sseStateImage } from './sse/fxsave.js';
+import { SseState } from './sse/state.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -174,6 +176,9 @@ export class Cpu {
   rdHi = 0;
   /** High half of the last ALU result. */
   resHi = 0;
+  /** Exact 64-bit effective-address halves from operands.offset64. */
+  eaLo = 0;
+  eaHi = 0;
   /** Linear address of the last memory operand read by readRm (for the write-back). */
   lastLin = 0;
   /** Tags (linear page base) per TLB set: 0-2 supervisor R/W/X, 3-5 user R/W/X. */
@@ -194,6 +199,8 @@ export class Cpu {
   /** x87 FPU state (fpu/); created in the FNINIT state. */
   readonly x87 = new X87State();
   readonly msrOut = new Uint32Array(2);
+  /** XMM registers and MXCSR (sse/). */
+  readonly sse = new SseState();
   private readonly fetchSource: FetchSource;
   host: CpuHost | null = null;
 
@@ -231,6 +238,7 @@ export class Cpu {
     this.dr.fill(0);
     this.dr[6] = 0xffff0ff0;
     this.dr[7] = 0x400;
+    this.sse.reset();
     this.halted = false;
     this.interruptShadow = false;
     this.nmiBlocked = false;
@@ -1465,6 +1473,7 @@ export class Cpu {
       idt: { base: toU64(this.idtBase), limit: this.idtLimit },
       cr0: BigInt(this.cr0 >>> 0), cr2: toU64(this.cr2), cr3: toU64(this.cr3), cr4: BigInt(this.cr4 >>> 0),
       cr8: BigInt(this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
+      fx: sseStateImage(this),
     };
   }
 
@@ -1484,6 +1493,7 @@ export class Cpu {
     this.flags = (Number(st.rflags & 0xffffffffn) & (WRITABLE_FLAGS | VM)) | 2;
     this.lazyOp = L_NONE;
     for (const n of SEGMENT_NAMES) this.setSegmentState(SEG_INDEX[n], st.seg[n]);
+    if (st.fx !== undefined) loadSseStateImage(this, st.fx);
     this.gdtBase = fromU64(st.gdt.base); this.gdtLimit = st.gdt.limit;
     this.idtBase = fromU64(st.idt.base); this.idtLimit = st.idt.limit;
     this.cpl = (this.cr0 & CR0_PE) === 0 ? 0 : (this.segAttr[SS] >> A_DPL_SHIFT) & 3;

@@ -685,7 +685,7 @@ void test('compatibility mode: far jump from 64-bit to a 32-bit code segment and
   assert.equal(r.state.seg.cs.selector, 0x8);
 });
 
-void test('x87 and SSE raise #NM with CR0.TS; after CLTS x87 executes and SSE is #UD; PUSHA/POPA in real mode', async () => {
+void test('x87 raises #NM with CR0.TS and executes after CLTS; SSE with CR4.OSFXSR clear is #UD; PUSHA/POPA in real mode', async () => {
   const code = assemble(STORE_MACRO + IDT_SETUP + `
     mov r13, 0x200000
     gate 6, ud_handler
@@ -722,7 +722,7 @@ void test('x87 and SSE raise #NM with CR0.TS; after CLTS x87 executes and SSE is
   const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
   assert.equal(r.exit.kind, 'debug-exit');
   const dv = new DataView(r.readMemory(0x200000, 32).buffer);
-  assert.deepEqual([0, 1, 2, 3].map((i) => dv.getBigUint64(i * 8, true)), [7n, 7n, 6n, 0n]);
+  assert.deepEqual([0, 1, 2, 3].map((i) => dv.getBigUint64(i * 8, true)), [7n, 6n, 6n, 0n]);
 
   const real = await softRunner({
     code: assemble(`
@@ -752,4 +752,23 @@ void test('x87 and SSE raise #NM with CR0.TS; after CLTS x87 executes and SSE is
   // The SP slot PUSHA wrote holds the value before the pushes.
   assert.equal(new DataView(real.readMemory(0x5000, 2).buffer).getUint16(0, true), 0x7000);
   assert.equal(real.state.gpr.rsp, 0x7000n);
+});
+
+void test('LEA is exact 64-bit arithmetic, also for values far from canonical addresses', async () => {
+  const { values } = await run64(`
+    mov rax, 0x7fffffffffffffff
+    mov rdx, 0x7ffffffffffffff3
+    lea rcx, [rax + rdx*8 + 0x12345678]
+    st rcx
+    lea ecx, [rax + rdx + 1]
+    st rcx
+    mov rbx, 0x8000000000000001
+    lea rcx, [rbx - 2]
+    st rcx
+  `);
+  assert.deepEqual(values, [
+    U64(0x7fffffffffffffffn + 0x7ffffffffffffff3n * 8n + 0x12345678n),
+    (0x7fffffffffffffffn + 0x7ffffffffffffff3n + 1n) & 0xffffffffn,
+    0x7fffffffffffffffn,
+  ]);
 });

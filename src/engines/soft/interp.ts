@@ -8,18 +8,19 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  AC, AF, ARITH_FLAGS, CF, CR0_EM, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
-  IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_NM, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
+  AC, AF, ARITH_FLAGS, CF, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
+  IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
 import {
   D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
-  addrSize, alu, effectiveAddress, incDec, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
+  addrSize, alu, effectiveAddress, incDec, offset64, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
+import { clflush, executeGroup15Sse, executeSse } from './sse/exec.js';
 import { executeX87, fwait } from './fpu/x87.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -192,13 +193,10 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       writeRm(c, r, b, size, c.segSel[s], 0);
       return;
     }
-    case 0x8d: { // LEA
+    case 0x8d: // LEA
       if ((f & F_MOD3) !== 0) return ud(c);
-      const ea = leaAddress(c, r, b);
-      const size = osz(f);
-      writeReg(c, r[b + D_REG], size, f, ea % TWO32 | 0, Math.floor(ea / TWO32) | 0);
+      lea(c, r, b, f);
       return;
-    }
     case 0x8e: { // MOV Sreg,Ew
       const s = r[b + D_REG] & 7;
       if (s === CS || s > 5) return ud(c);
@@ -475,10 +473,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     default:
-      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) {
-        // SSE/MMX: not implemented yet (not advertised): #UD if CR0.EM, #NM if CR0.TS, else #UD.
-        if ((c.cr0 & CR0_EM) === 0 && (c.cr0 & CR0_TS) !== 0) c.raise(X_NM);
-      }
+      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) return executeSse(c, op, b, r, f); // sse/
       return ud(c);
   }
 }
@@ -630,17 +625,22 @@ function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
 }
 
 /** LEA: the offset part of the effective address (no segment base), truncated to the operand size. */
-function leaAddress(c: Cpu, r: Int32Array, b: number): number {
-  const f = r[b + D_FLAGS];
-  // Compute with segment FLAT so no base is added.
-  const saved = f;
-  r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT);
-  let ea: number;
-  try { ea = effectiveAddress(c, r, b); } finally { r[b + D_FLAGS] = saved; }
+function lea(c: Cpu, r: Int32Array, b: number, f: number): void {
   const size = osz(f);
-  if (size === 2) return ea & 0xffff;
-  if (size === 4) return ea >>> 0;
-  return ea < 0 ? ea + 2 ** 64 : ea;
+  const asz = addrSize(f);
+  let lo: number;
+  let hi = 0;
+  if (asz === 8) {
+    offset64(c, r, b, f);
+    lo = c.eaLo;
+    hi = c.eaHi;
+  } else {
+    // 16/32-bit address size: the offset without segment base.
+    const saved = f;
+    r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT);
+    try { lo = effectiveAddress(c, r, b) | 0; } finally { r[b + D_FLAGS] = saved; }
+  }
+  writeReg(c, r[b + D_REG], size, f, size === 2 ? lo & 0xffff : lo, hi);
 }
 
 function xchgAcc(c: Cpu, r: Int32Array, b: number, f: number): void {
@@ -1351,11 +1351,10 @@ function group15(c: Cpu, r: Int32Array, b: number, f: number): void {
     return ud(c);
   }
   if (sub === 7 && (f & (F_REP | F_REPNE)) === 0) {
-    effectiveAddress(c, r, b); // CLFLUSH: no caches to flush
+    clflush(c, effectiveAddress(c, r, b)); // no caches to flush; faults like a read (sse/)
     return;
   }
-  // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE...: not implemented (FXSR/SSE not advertised).
-  if ((c.cr0 & (CR0_EM | CR0_TS)) !== 0 && sub <= 3) c.raise(X_NM);
+  if (sub <= 3 && (f & (F_REP | F_REPNE)) === 0) return executeGroup15Sse(c, r, b, f, sub); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR (sse/)
   return ud(c);
 }
 

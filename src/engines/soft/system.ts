@@ -1,6 +1,6 @@
 /**
  * CPUID and MSRs of the soft CPU. CPUID advertises only what the interpreter
- * implements (no x87/SSE yet), plus the hypervisor bit, the TSC frequency in
+ * implements (SSE/SSE2/SSE3 and FXSR, no x87 or MMX yet), plus the hypervisor bit, the TSC frequency in
  * leaves 0x15/0x16 and 0x40000010, and a hypervisor vendor leaf.
  */
 
@@ -35,10 +35,13 @@ const F1_EDX =
   (1 << 13) | // PGE
   (1 << 15) | // CMOV
   (1 << 16) | // PAT
-  (1 << 19); // CLFSH
+  (1 << 19) | // CLFSH
+  (1 << 24) | // FXSR (sse/fxsave.ts)
+  (1 << 25) | // SSE (sse/)
+  (1 << 26); // SSE2 (sse/)
 const F1_EDX_APIC = 1 << 9;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
-const F1_ECX = (1 << 13) | (1 << 31);
+const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
 const F81_ECX = 1 << 0;
 const F81_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
