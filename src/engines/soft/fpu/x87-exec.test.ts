@@ -300,3 +300,35 @@ void test('x87 transcendentals follow the float64 Math functions; |x| ≥ 2^63 s
   assert.equal(values[9], 0x400n, 'C2 for an out-of-range FSIN operand');
   assert.equal(d[10], 2 ** 63, 'operand unchanged');
 });
+
+void test('FXSAVE/FXRSTOR carry the x87 state (through sse/x87-bridge.ts)', async () => {
+  const { values } = await run64(`
+    mov rax, cr4
+    or rax, 0x600
+    mov cr4, rax
+    fninit
+    fldpi
+    fld1
+    fxsave [0x230000]
+    mov rax, [0x230000]
+    st rax
+    mov rax, [0x230020]
+    st rax
+    movzx rax, word ptr [0x230028]
+    st rax
+    fninit
+    fxrstor [0x230000]
+    fstp st(0)
+    fstp qword ptr [r13]
+    add r13, 8
+    fnstsw ax
+    and rax, 0x3800
+    st rax
+  `);
+  assert.equal(values[0] & 0xffffffffn, 0x3000037fn, 'FCW and FSW (TOP = 6)');
+  assert.equal((values[0] >> 32n) & 0xffn, 0xc0n, 'abridged tag: R6 and R7 in use');
+  assert.equal(values[1], 0x8000000000000000n, 'ST0 = 1.0 significand');
+  assert.equal(values[2], 0x3fffn, 'ST0 = 1.0 exponent');
+  assert.equal(f64(values[3]), Math.PI, 'FXRSTOR restored ST1 = pi');
+  assert.equal(values[4], 0n, 'stack empty again');
+});
