@@ -56,10 +56,10 @@ export function listDefaultGuests(): DefaultGuest[] {
     .filter((g): g is DefaultGuest => g !== undefined);
 }
 
-/** Deletes every cached asset (downloaded packages and built guests); returns what was removed. */
+/** Deletes every cached asset (downloaded packages, built guests and root filesystems); returns what was removed. */
 export function removeCachedAssets(): string[] {
   const removed: string[] = [];
-  for (const d of ['guests', 'debs']) {
+  for (const d of ['guests', 'debs', 'rootfs', 'debootstrap-debs']) {
     const p = join(cacheDirectory(), d);
     if (existsSync(p)) {
       rmSync(p, { recursive: true, force: true });
