@@ -106,3 +106,9 @@ test('debootstrap progress: one line per phase, counts at most every interval, o
     'debootstrap: configuring packages (1: linux-image-cloud-amd64)',
   ]);
 });
+
+test('initramfs-tools takes only the listed modules and compresses with gzip', () => {
+  const conf = rootfsFiles().find((f) => f.path === '/etc/initramfs-tools/conf.d/typevisor.conf')!;
+  assert.match(conf.content, /^MODULES=list$/m);
+  assert.match(conf.content, /^COMPRESS=gzip$/m);
+});
