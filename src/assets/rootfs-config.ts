@@ -16,7 +16,7 @@ export const ROOTFS_INITRD = 'initrd.img';
 export const ROOTFS_CMDLINE = 'root=/dev/vda console=ttyS0';
 export const DEFAULT_ROOTFS_SIZE = '2G';
 /** Bump when the generated files change, so cached images are rebuilt. */
-export const ROOTFS_RECIPE_VERSION = 2;
+export const ROOTFS_RECIPE_VERSION = 3;
 
 /**
  * Added to debootstrap's minbase (Essential + required + apt, which already

@@ -20,7 +20,7 @@ import { hostDebianMirror } from './apt-sources.js';
 import { cacheDirectory } from './cache.js';
 import {
   DebootstrapProgress, debootstrapArguments, formatImageSize, parseImageSize, rootfsCacheKey, rootfsFiles, rootfsPackages, rootfsSymlinks,
-  DEFAULT_ROOTFS_SIZE, INITRAMFS_MODULES, ROOTFS_CMDLINE, ROOTFS_IMAGE, ROOTFS_INITRD, ROOTFS_KERNEL, ROOTFS_SUITE,
+  DEFAULT_ROOTFS_SIZE, INITRAMFS_MODULES, ROOTFS_CMDLINE, ROOTFS_RECIPE_VERSION, ROOTFS_IMAGE, ROOTFS_INITRD, ROOTFS_KERNEL, ROOTFS_SUITE,
 } from './rootfs-config.js';
 
 const execFileAsync = promisify(execFile);
@@ -61,6 +61,7 @@ export interface RootfsImage {
 
 interface RootfsManifest {
   key: string;
+  recipe: number;
   suite: string;
   kernelRelease: string;
   sizeBytes: number;
@@ -120,6 +121,17 @@ export function listRootfsImages(): RootfsImage[] {
     .filter((i): i is RootfsImage => i !== undefined);
 }
 
+/** Deletes cached images built by an older recipe (they would never be used again), keeping `keep`. */
+function pruneOutdatedImages(keep: string): void {
+  const root = rootfsCacheRoot();
+  for (const d of readdirSync(root)) {
+    const path = join(root, d);
+    if (path === keep || d.startsWith('.')) continue;
+    const m = readManifest(path);
+    if (m !== undefined && m.recipe !== ROOTFS_RECIPE_VERSION) removeTreeSafely(path);
+  }
+}
+
 /** Builds the image unless an identical complete build is already there; returns its files. */
 export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsImage> {
   const progress = options.progress ?? (() => undefined);
@@ -149,6 +161,8 @@ export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsIm
   rmSync(join(dir, 'manifest.json'), { force: true });
   const staging = mkdtempSync(join(dir, '.staging-'));
   const root = join(staging, 'root');
+  // Ctrl-C must not leave a half-built tree with /proc (or a bind-mounted /dev) inside it.
+  const stopOnSignal = new SignalGuard();
   try {
     const mirror = hostDebianMirror(ROOTFS_SUITE);
     progress(
@@ -158,8 +172,10 @@ export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsIm
     mkdirSync(debCache, { recursive: true });
     const filter = new DebootstrapProgress(progress);
     try {
-      await runStreaming('debootstrap', debootstrapArguments({ target: root, packages, mirror, cacheDir: debCache }), (l) => filter.line(l));
+      await runStreaming('debootstrap', debootstrapArguments({ target: root, packages, mirror, cacheDir: debCache }), (l) => filter.line(l), stopOnSignal);
+      stopOnSignal.check();
     } catch (e) {
+      stopOnSignal.check();
       const log = join(root, 'debootstrap', 'debootstrap.log');
       if (existsSync(log)) {
         copyFileSync(log, join(dir, 'debootstrap-failed.log'));
@@ -184,6 +200,7 @@ export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsIm
     }
     await chroot(root, ['passwd', '--quiet', '--delete', 'root']);
 
+    stopOnSignal.check();
     progress(`building the initramfs with ${INITRAMFS_MODULES.join(', ')}`);
     const kernelRelease = installedKernelRelease(root);
     await withProc(root, () => chroot(root, ['update-initramfs', '-u', '-k', kernelRelease]));
@@ -205,23 +222,30 @@ export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsIm
     if (needed > sizeBytes) {
       throw new RootfsError(`image size ${formatImageSize(sizeBytes)} is too small for the ${Math.ceil(used / 2 ** 20)} MiB tree: use --size ${Math.ceil(needed / 2 ** 30)}G or more`);
     }
+    stopOnSignal.check();
     progress(`writing the ${formatImageSize(sizeBytes)} ext4 image (mkfs.ext4 -d)`);
     const image = join(out, ROOTFS_IMAGE);
     closeSync(openSync(image, 'w'));
     truncateSync(image, sizeBytes);
     await tool('mkfs.ext4', ['-q', '-F', '-L', 'typevisor-root', '-d', root, image]);
 
+    stopOnSignal.check();
     for (const f of [ROOTFS_IMAGE, ROOTFS_KERNEL, ROOTFS_INITRD]) renameSync(join(out, f), join(dir, f));
     const manifest: RootfsManifest = {
-      key, suite: ROOTFS_SUITE, kernelRelease, sizeBytes, packages, mirror: mirror ?? null,
+      key, recipe: ROOTFS_RECIPE_VERSION, suite: ROOTFS_SUITE, kernelRelease, sizeBytes, packages, mirror: mirror ?? null,
       buildSeconds: Math.round((Date.now() - started) / 1000), builtAt: new Date().toISOString(),
     };
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     rmSync(join(dir, 'debootstrap-failed.log'), { force: true });
+    if (options.outputDirectory === undefined) pruneOutdatedImages(dir);
     progress(`root filesystem ready in ${dir} (${manifest.buildSeconds} s)`);
     return imageFrom(dir, manifest)!;
+  } catch (e) {
+    stopOnSignal.check();
+    throw e;
   } finally {
-    removeStaging(staging);
+    stopOnSignal.dispose();
+    removeTreeSafely(staging);
   }
 }
 
@@ -259,8 +283,38 @@ async function withProc<T>(root: string, body: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * While a build runs, SIGINT, SIGTERM and SIGHUP stop the current child
+ * process and make the build fail at its next step (so the staging tree is
+ * cleaned up) instead of killing Node on the spot.
+ */
+class SignalGuard {
+  private interrupted: NodeJS.Signals | undefined;
+  private child: { kill(signal: NodeJS.Signals): boolean } | undefined;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.interrupted = signal;
+    this.child?.kill('SIGTERM');
+  };
+
+  constructor() {
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, this.onSignal);
+  }
+
+  track(child: { kill(signal: NodeJS.Signals): boolean } | undefined): void {
+    this.child = child;
+  }
+
+  check(): void {
+    if (this.interrupted !== undefined) throw new RootfsError(`interrupted by ${this.interrupted}; the partial build was removed`);
+  }
+
+  dispose(): void {
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, this.onSignal);
+  }
+}
+
 /** Runs a command, handing each output line (stdout and stderr) to `onLine`; fails with its last lines. */
-function runStreaming(cmd: string, args: string[], onLine: (line: string) => void): Promise<void> {
+function runStreaming(cmd: string, args: string[], onLine: (line: string) => void, guard: SignalGuard): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:${SYSTEM_PATH}`, LC_ALL: 'C' } });
     const tail: string[] = [];
@@ -278,10 +332,12 @@ function runStreaming(cmd: string, args: string[], onLine: (line: string) => voi
         }
       });
     };
+    guard.track(child);
     feed(child.stdout);
     feed(child.stderr);
     child.on('error', (e: NodeJS.ErrnoException) => reject(new RootfsError(e.code === 'ENOENT' ? `${cmd} is not installed: ${INSTALL_HINT}` : `${cmd}: ${e.message}`)));
     child.on('close', (code) => {
+      guard.track(undefined);
       if (code === 0) resolvePromise();
       else reject(new RootfsError(`${cmd} failed (exit ${code ?? 'signal'}): ${tail.filter((l) => l.trim() !== '').pop() ?? 'no output'}`));
     });
@@ -305,21 +361,23 @@ export function mountsBelow(dir: string, mountsText: string): string[] {
 }
 
 /**
- * Deletes the staging tree, first unmounting anything still mounted inside it
- * (debootstrap mounts /proc and /sys in the target). Never deletes through a
- * mount: if one cannot be unmounted, the tree is left in place.
+ * Deletes a tree that may hold a debootstrap target, first unmounting anything
+ * still mounted inside it (debootstrap mounts /proc and /sys there, and in a
+ * container bind-mounts the host's /dev). Never deletes through a mount: if
+ * one cannot be unmounted, nothing is deleted and false is returned.
  */
-function removeStaging(staging: string): void {
-  const mounts = (): string[] => mountsBelow(staging, readFileSync('/proc/self/mounts', 'utf8'));
+export function removeTreeSafely(tree: string): boolean {
+  const mounts = (): string[] => mountsBelow(tree, readFileSync('/proc/self/mounts', 'utf8'));
   for (const m of mounts()) {
     if (!unmount(m, [])) unmount(m, ['-l']);
   }
   const left = mounts();
   if (left.length > 0) {
-    process.stderr.write(`typevisor: not deleting ${staging}: ${left[0]} is still mounted\n`);
-    return;
+    process.stderr.write(`typevisor: not deleting ${tree}: ${left[0]} is still mounted\n`);
+    return false;
   }
-  if (existsSync(staging) && statSync(staging).isDirectory()) rmSync(staging, { recursive: true, force: true });
+  if (existsSync(tree) && statSync(tree).isDirectory()) rmSync(tree, { recursive: true, force: true });
+  return true;
 }
 
 function unmount(path: string, flags: string[]): boolean {
