@@ -60,13 +60,14 @@ test('debootstrap arguments: minbase, includes, suite, target, then the mirror w
   assert.deepEqual(debootstrapArguments({ target: '/t', packages: ['a'] }), ['--variant=minbase', '--include=a', 'bookworm', '/t']);
 });
 
-test('image sizes: whole MiB from 256M to 1T', () => {
+test('image sizes: whole MiB from 512M to 1T', () => {
   assert.equal(parseImageSize('2G'), 2 * 2 ** 30);
   assert.equal(parseImageSize('1536M'), 1536 * 2 ** 20);
   assert.equal(parseImageSize('1.5GiB'), 1536 * 2 ** 20);
   assert.throws(() => parseImageSize('big'), /invalid image size "big"/);
   assert.throws(() => parseImageSize('1000000'), /whole number of MiB/);
-  assert.throws(() => parseImageSize('100M'), /too small: at least 256M/);
+  assert.throws(() => parseImageSize('300M'), /too small: at least 512M/);
+  assert.equal(parseImageSize('512M'), 512 * 2 ** 20);
   assert.throws(() => parseImageSize('2T'), /too large/);
   assert.equal(formatImageSize(2 * 2 ** 30), '2G');
   assert.equal(formatImageSize(1536 * 2 ** 20), '1536M');

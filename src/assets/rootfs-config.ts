@@ -166,16 +166,17 @@ export class DebootstrapProgress {
 
 const MiB = 1024 * 1024;
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: MiB, g: 1024 * MiB, t: 1024 * 1024 * MiB };
-export const MIN_ROOTFS_SIZE = 256 * MiB;
+/** The base system takes about 350 MiB. */
+export const MIN_ROOTFS_SIZE = 512 * MiB;
 export const MAX_ROOTFS_SIZE = 1024 * 1024 * MiB;
 
-/** Parses an image size such as "2G" or "1536M": a whole number of MiB, 256M to 1T. */
+/** Parses an image size such as "2G" or "1536M": a whole number of MiB, 512M to 1T. */
 export function parseImageSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
   if (m === null) throw new Error(`invalid image size "${text}": use a number with an M or G suffix (e.g. 2G)`);
   const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
   if (!Number.isSafeInteger(bytes) || bytes % MiB !== 0) throw new Error(`invalid image size "${text}": use a whole number of MiB`);
-  if (bytes < MIN_ROOTFS_SIZE) throw new Error(`image size ${text} is too small: at least 256M is needed`);
+  if (bytes < MIN_ROOTFS_SIZE) throw new Error(`image size ${text} is too small: at least 512M is needed`);
   if (bytes > MAX_ROOTFS_SIZE) throw new Error(`image size ${text} is too large: at most 1T`);
   return bytes;
 }

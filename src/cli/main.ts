@@ -16,6 +16,7 @@ import { AssetsUnavailableError } from '../assets/debian-packages.js';
 import { listDefaultGuests, prepareDefaultGuest, removeCachedAssets } from '../assets/default-guest.js';
 import { cacheDirectory } from '../assets/cache.js';
 import { buildRootfs, listRootfsImages, RootfsError } from '../assets/rootfs.js';
+import { formatImageSize } from '../assets/rootfs-config.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -65,9 +66,10 @@ async function assets(action: AssetsAction): Promise<number> {
       }
       case 'list': {
         const guests = listDefaultGuests();
-        if (guests.length === 0) process.stdout.write(`no cached guests in ${cacheDirectory()} (run: typevisor assets prepare)\n`);
+        const images = listRootfsImages();
+        if (guests.length === 0 && images.length === 0) process.stdout.write(`no cached guests in ${cacheDirectory()} (run: typevisor assets prepare)\n`);
         for (const g of guests) process.stdout.write(`${g.kernelRelease}  ${g.directory}\n`);
-        for (const r of listRootfsImages()) process.stdout.write(`rootfs ${r.kernelRelease}  ${r.imagePath}\n`);
+        for (const r of images) process.stdout.write(`rootfs ${formatImageSize(r.sizeBytes)} ${r.kernelRelease}  ${r.imagePath}\n`);
         return 0;
       }
       case 'remove': {

@@ -156,7 +156,7 @@ describe('typevisor assets rootfs refuses with one line', () => {
     const r = await runCli(['assets', 'rootfs', '--size', '10M']);
     assert.equal(r.status, 2);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, 'typevisor: image size 10M is too small: at least 256M is needed\n');
+    assert.equal(r.stderr, 'typevisor: image size 10M is too small: at least 512M is needed\n');
   });
 
   test('a user other than root is told to use sudo', { skip: process.getuid?.() === 0 && hasCommand('setpriv') ? false : 'needs root and setpriv to run the CLI as another user' }, async () => {
