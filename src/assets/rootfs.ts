@@ -367,7 +367,14 @@ export function mountsBelow(dir: string, mountsText: string): string[] {
  * one cannot be unmounted, nothing is deleted and false is returned.
  */
 export function removeTreeSafely(tree: string): boolean {
-  const mounts = (): string[] => mountsBelow(tree, readFileSync('/proc/self/mounts', 'utf8'));
+  const mounts = (): string[] => {
+    if (!existsSync(tree)) return [];
+    try {
+      return mountsBelow(tree, readFileSync('/proc/self/mounts', 'utf8'));
+    } catch {
+      return []; // no /proc: nothing can be mounted by a build here either
+    }
+  };
   for (const m of mounts()) {
     if (!unmount(m, [])) unmount(m, ['-l']);
   }
