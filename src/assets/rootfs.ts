@@ -163,6 +163,7 @@ export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsIm
   const root = join(staging, 'root');
   // Ctrl-C must not leave a half-built tree with /proc (or a bind-mounted /dev) inside it.
   const stopOnSignal = new SignalGuard();
+  let built: RootfsImage;
   try {
     const mirror = hostDebianMirror(ROOTFS_SUITE);
     progress(
@@ -238,15 +239,17 @@ export async function buildRootfs(options: RootfsOptions = {}): Promise<RootfsIm
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     rmSync(join(dir, 'debootstrap-failed.log'), { force: true });
     if (options.outputDirectory === undefined) pruneOutdatedImages(dir);
-    progress(`root filesystem ready in ${dir} (${manifest.buildSeconds} s)`);
-    return imageFrom(dir, manifest)!;
+    built = imageFrom(dir, manifest)!;
   } catch (e) {
     stopOnSignal.check();
     throw e;
   } finally {
     stopOnSignal.dispose();
+    progress('removing the staging tree');
     removeTreeSafely(staging);
   }
+  progress(`root filesystem ready in ${dir} (${Math.round((Date.now() - started) / 1000)} s)`);
+  return built;
 }
 
 /** The one kernel release debootstrap installed under /boot. */
