@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeCpio } from './cpio.js';
+import { listCpio, writeCpio } from './cpio.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -53,4 +53,19 @@ test('GNU cpio extracts what we write, byte for byte', { skip: hasTool('cpio') ?
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('listCpio reads back concatenated archives and stops where a compressed tail begins', () => {
+  const first = writeCpio([{ kind: 'dir', path: 'kernel' }, { kind: 'file', path: 'kernel/ucode.bin', data: text('abc') }]);
+  const second = writeCpio([{ kind: 'symlink', path: 'bin', target: 'usr/bin' }, { kind: 'file', path: 'init', data: text('#!/bin/sh\n'), mode: 0o755 }]);
+  const tail = new Uint8Array([0x1f, 0x8b, 8, 0]);
+  const joined = new Uint8Array(first.length + 512 + second.length + tail.length);
+  joined.set(first, 0);
+  joined.set(second, first.length + 512);
+  joined.set(tail, first.length + 512 + second.length);
+  const { names, end } = listCpio(joined);
+  assert.deepEqual(names, ['kernel', 'kernel/ucode.bin', 'bin', 'init']);
+  assert.equal(end, joined.length - tail.length);
+  assert.throws(() => listCpio(first.subarray(0, 240)), /truncated cpio header at offset 120/);
+  assert.throws(() => listCpio(first.subarray(0, 250)), /truncated cpio member "kernel\/ucode.bin" at offset 120/);
 });

@@ -70,3 +70,29 @@ export function writeCpio(entries: readonly CpioEntry[], mtime = 0): Uint8Array 
   }
   return out;
 }
+
+/**
+ * The member names of a newc archive, or of several concatenated ones (as in
+ * an initramfs with an early microcode part), skipping the zero padding
+ * between them. Stops at the first byte that does not start a newc header and
+ * returns the offset there, so a compressed tail can be handed on.
+ */
+export function listCpio(archive: Uint8Array): { names: string[]; end: number } {
+  const names: string[] = [];
+  const decoder = new TextDecoder();
+  const field = (off: number, i: number): number => parseInt(decoder.decode(archive.subarray(off + 6 + i * 8, off + 14 + i * 8)), 16);
+  let off = 0;
+  for (;;) {
+    while (off < archive.length && archive[off] === 0) off++;
+    if (off + 110 > archive.length || decoder.decode(archive.subarray(off, off + 6)) !== '070701') return { names, end: off };
+    const size = field(off, 6);
+    const namesize = field(off, 11);
+    if (!Number.isFinite(size) || !Number.isFinite(namesize) || namesize < 1) throw new Error(`corrupt cpio header at offset ${off}`);
+    if (off + 110 + namesize > archive.length) throw new Error(`truncated cpio header at offset ${off}`);
+    const name = decoder.decode(archive.subarray(off + 110, off + 110 + namesize - 1));
+    const next = off + ((110 + namesize + 3) & ~3) + ((size + 3) & ~3);
+    if (next > archive.length) throw new Error(`truncated cpio member "${name}" at offset ${off}`);
+    off = next;
+    if (name !== 'TRAILER!!!') names.push(name);
+  }
+}

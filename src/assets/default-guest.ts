@@ -11,6 +11,7 @@ import { cacheDirectory } from './cache.js';
 import { AssetsUnavailableError, downloadPackage, hasApt, NO_APT_HINT, resolveDependency, unpackPackage } from './debian-packages.js';
 import { buildInitramfs } from './initramfs.js';
 import { loadOrder, moduleDepends, readModinfo } from './kernel-modules.js';
+import { removeTreeSafely } from './rootfs.js';
 
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
 export const BUSYBOX_PACKAGE = 'busybox-static';
@@ -56,15 +57,13 @@ export function listDefaultGuests(): DefaultGuest[] {
     .filter((g): g is DefaultGuest => g !== undefined);
 }
 
-/** Deletes every cached asset (downloaded packages and built guests); returns what was removed. */
+/** Deletes every cached asset (downloaded packages, built guests and root filesystems); returns what was removed. */
 export function removeCachedAssets(): string[] {
   const removed: string[] = [];
-  for (const d of ['guests', 'debs']) {
+  for (const d of ['guests', 'debs', 'rootfs', 'debootstrap-debs']) {
     const p = join(cacheDirectory(), d);
-    if (existsSync(p)) {
-      rmSync(p, { recursive: true, force: true });
-      removed.push(p);
-    }
+    // removeTreeSafely unmounts what an interrupted root filesystem build may have left mounted inside.
+    if (existsSync(p) && removeTreeSafely(p)) removed.push(p);
   }
   return removed;
 }

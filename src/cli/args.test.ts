@@ -73,3 +73,20 @@ test('help and version', () => {
   assert.equal(parseCommandLine(['--version']).kind, 'version');
   assert.equal(parseCommandLine(['run', '--help']).kind, 'help');
 });
+
+test('assets rootfs: defaults, size, output and comma-separated (repeatable) packages', () => {
+  assert.deepEqual(parseCommandLine(['assets', 'rootfs']), { kind: 'rootfs', sizeBytes: 2 * 2 ** 30, outputDirectory: undefined, extraPackages: [] });
+  assert.deepEqual(parseCommandLine(['assets', 'rootfs', '--size', '1536M', '--output', 'out', '--packages', 'vim-tiny, less', '--packages=g++']), {
+    kind: 'rootfs', sizeBytes: 1536 * 2 ** 20, outputDirectory: 'out', extraPackages: ['vim-tiny', 'less', 'g++'],
+  });
+  assert.deepEqual(parseCommandLine(['assets', 'rootfs', '--help']), { kind: 'help' });
+});
+
+test('assets rootfs: bad size, package name, flag or output are one-line usage errors', () => {
+  assert.throws(() => parseCommandLine(['assets', 'rootfs', '--size', '10M']), (e: Error) => e instanceof UsageError && /too small/.test(e.message));
+  assert.throws(() => parseCommandLine(['assets', 'rootfs', '--packages', 'ok,Bad']), /invalid Debian package name "Bad"/);
+  assert.throws(() => parseCommandLine(['assets', 'rootfs', '--mirror', 'x']), UsageError);
+  assert.throws(() => parseCommandLine(['assets', 'rootfs', 'extra']), UsageError);
+  assert.throws(() => parseCommandLine(['assets', 'rootfs', '--output', '']), /--output needs a directory/);
+  assert.throws(() => parseCommandLine(['assets', 'bogus']), /use prepare, list, remove or rootfs/);
+});

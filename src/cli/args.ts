@@ -4,6 +4,7 @@
  */
 
 import { parseArgs } from 'node:util';
+import { DEFAULT_ROOTFS_SIZE, parseImageSize, validPackageName } from '../assets/rootfs-config.js';
 import {
   ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, parseNetSpec, parseVsockSpec, validateDisks,
   validateMemorySize, validateNetworking, type VmConfig,
@@ -22,6 +23,7 @@ export const USAGE = `Usage:
                 [--net tap=NAME[,mac=MAC]]... [--vsock cid=N,uds=PATH]
                 [--rng] [--debug-exit] [--no-reboot]
   typevisor assets [prepare|list|remove]
+  typevisor assets rootfs [--size 2G] [--output DIR] [--packages PKG,PKG...]
   typevisor --version | --help
 
 Options for run:
@@ -41,6 +43,11 @@ Options for run:
   --debug-exit      attach isa-debug-exit at port 0xf4: a write of v exits with (v << 1) | 1
   --no-reboot       end the VM when the guest resets instead of rebooting it
 
+Options for assets rootfs (Debian bookworm ext4 image, kernel and initramfs; needs root):
+  --size SIZE       image size, e.g. 2G or 1536M (default 2G; the file is sparse)
+  --output DIR      put rootfs.ext4, vmlinuz and initrd.img in DIR (default: the cache)
+  --packages LIST   extra Debian packages, comma-separated
+
 Console: on a terminal, Ctrl-A x quits and Ctrl-A h shows help.
 Exit status: 0 on guest power-off, the debug-exit status, or non-zero on an error.
 `;
@@ -53,7 +60,15 @@ export interface RunCommand {
 
 export type AssetsAction = 'prepare' | 'list' | 'remove';
 
-export type Command = { kind: 'help' } | { kind: 'version' } | RunCommand | { kind: 'assets'; action: AssetsAction };
+/** `assets rootfs`: build a Debian root filesystem image. */
+export interface RootfsCommand {
+  kind: 'rootfs';
+  sizeBytes: number;
+  outputDirectory: string | undefined;
+  extraPackages: string[];
+}
+
+export type Command = { kind: 'help' } | { kind: 'version' } | RunCommand | { kind: 'assets'; action: AssetsAction } | RootfsCommand;
 
 const DEFAULT_MEMORY = '256M';
 
@@ -124,9 +139,42 @@ export function parseCommandLine(argv: readonly string[]): Command {
 
 function parseAssets(rest: readonly string[]): Command {
   const [action = 'list', ...extra] = rest;
+  if (action === 'rootfs') return parseRootfs(extra);
   if (action !== 'prepare' && action !== 'list' && action !== 'remove') {
-    throw new UsageError(`unknown assets action "${action}": use prepare, list or remove`);
+    throw new UsageError(`unknown assets action "${action}": use prepare, list, remove or rootfs`);
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" after "assets ${action}"`);
   return { kind: 'assets', action };
+}
+
+function parseRootfs(rest: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        size: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        packages: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+  const v = parsed.values;
+  if (v.help === true) return { kind: 'help' };
+  let sizeBytes: number;
+  try {
+    sizeBytes = parseImageSize(v.size ?? DEFAULT_ROOTFS_SIZE);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (v.output === '') throw new UsageError('--output needs a directory');
+  const extraPackages = (v.packages ?? []).flatMap((list) => list.split(',')).map((p) => p.trim()).filter((p) => p !== '');
+  const bad = extraPackages.find((p) => !validPackageName(p));
+  if (bad !== undefined) throw new UsageError(`invalid Debian package name "${bad}" in --packages`);
+  return { kind: 'rootfs', sizeBytes, outputDirectory: v.output, extraPackages };
 }

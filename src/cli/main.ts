@@ -11,10 +11,12 @@ import { parseCommandLine, USAGE, UsageError } from './args.js';
 import { VirtualMachine, VmSetupError } from '../vmm/virtual-machine.js';
 import { describeExit, exitStatusFor, ExitStatus } from '../vmm/exit-status.js';
 import type { VmConfig } from '../vmm/config.js';
-import type { AssetsAction, RunCommand } from './args.js';
+import type { AssetsAction, RootfsCommand, RunCommand } from './args.js';
 import { AssetsUnavailableError } from '../assets/debian-packages.js';
 import { listDefaultGuests, prepareDefaultGuest, removeCachedAssets } from '../assets/default-guest.js';
 import { cacheDirectory } from '../assets/cache.js';
+import { buildRootfs, listRootfsImages, RootfsError } from '../assets/rootfs.js';
+import { formatImageSize } from '../assets/rootfs-config.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -45,6 +47,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runCommand(command);
     case 'assets':
       return assets(command.action);
+    case 'rootfs':
+      return rootfs(command);
   }
 }
 
@@ -62,8 +66,10 @@ async function assets(action: AssetsAction): Promise<number> {
       }
       case 'list': {
         const guests = listDefaultGuests();
-        if (guests.length === 0) process.stdout.write(`no cached guests in ${cacheDirectory()} (run: typevisor assets prepare)\n`);
+        const images = listRootfsImages();
+        if (guests.length === 0 && images.length === 0) process.stdout.write(`no cached guests in ${cacheDirectory()} (run: typevisor assets prepare)\n`);
         for (const g of guests) process.stdout.write(`${g.kernelRelease}  ${g.directory}\n`);
+        for (const r of images) process.stdout.write(`rootfs ${formatImageSize(r.sizeBytes)} ${r.kernelRelease}  ${r.imagePath}\n`);
         return 0;
       }
       case 'remove': {
@@ -74,6 +80,20 @@ async function assets(action: AssetsAction): Promise<number> {
     }
   } catch (e) {
     if (e instanceof AssetsUnavailableError) return fail(e.message);
+    throw e;
+  }
+}
+
+async function rootfs(command: RootfsCommand): Promise<number> {
+  try {
+    const r = await buildRootfs({ sizeBytes: command.sizeBytes, outputDirectory: command.outputDirectory, extraPackages: command.extraPackages, progress });
+    process.stdout.write(
+      `image   ${r.imagePath}\nkernel  ${r.kernelPath}\ninitrd  ${r.initrdPath}\ncmdline ${r.cmdline}\n` +
+        `boot it: typevisor run --kernel ${r.kernelPath} --initrd ${r.initrdPath} --disk ${r.imagePath} --memory 512M --append "${r.cmdline}"\n`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof RootfsError) return fail(e.message);
     throw e;
   }
 }
