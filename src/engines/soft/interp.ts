@@ -642,7 +642,7 @@ function leaAddress(c: Cpu, r: Int32Array, b: number): number {
   const size = osz(f);
   if (size === 2) return ea & 0xffff;
   if (size === 4) return ea >>> 0;
-  return ea < 0 ? ea + 2 ** 64 : ea;
+  return ea; // signed canonical: exact (adding 2^64 would round away the low bits)
 }
 
 function xchgAcc(c: Cpu, r: Int32Array, b: number, f: number): void {
@@ -1700,7 +1700,7 @@ function movCr(c: Cpu, r: Int32Array, b: number, toCr: boolean): void {
       case 4: v = c.cr4; break;
       default: v = c.cr8; break;
     }
-    if (c.long64) c.setReg64(gpr, v < 0 ? v + 2 ** 64 : v);
+    if (c.long64) c.setReg64(gpr, v);
     else { c.lo[gpr] = v | 0; c.hi[gpr] = 0; }
     return;
   }
@@ -1744,7 +1744,7 @@ function movDr(c: Cpu, r: Int32Array, b: number, toDr: boolean): void {
     c.dr[n] = n === 6 ? (v & 0xf00f) | 0xffff0ff0 : n === 7 ? (v & 0xffff2bff) | 0x400 : v;
   } else {
     const v = c.dr[n];
-    if (c.long64) c.setReg64(gpr, v < 0 ? v + 2 ** 64 : v);
+    if (c.long64) c.setReg64(gpr, v);
     else { c.lo[gpr] = v | 0; c.hi[gpr] = 0; }
   }
 }
@@ -1775,7 +1775,7 @@ function syscall(c: Cpu): void {
   const sel = (c.starHi & 0xffff) & 0xfffc;
   const fl = c.getFlags();
   const ret = c.nextRip;
-  c.setReg64(1, ret < 0 ? ret + 2 ** 64 : ret);
+  c.setReg64(1, ret);
   c.lo[11] = fl & ~RF; c.hi[11] = 0;
   c.cpl = 0;
   flatCode(c, sel, 0, true);

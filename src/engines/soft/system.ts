@@ -80,9 +80,9 @@ export function cpuid(c: Cpu): void {
 
 /** Sets msrOut from a signed canonical number. */
 function out64(c: Cpu, v: number): void {
-  const u = v < 0 ? v + 2 ** 64 : v;
-  c.msrOut[0] = u % TWO32;
-  c.msrOut[1] = Math.floor(u / TWO32);
+  // Uint32Array stores wrap modulo 2^32, so the signed halves are exact (v + 2^64 would not be).
+  c.msrOut[0] = v % TWO32;
+  c.msrOut[1] = Math.floor(v / TWO32);
 }
 
 function isCanonical(v: number): boolean {
