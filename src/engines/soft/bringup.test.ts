@@ -72,3 +72,48 @@ void test('4-level paging: the PDPT index uses linear-address bits above bit 31 
   assert.equal(r.state.gpr.rax, 0x2222n, 'PML4[511] / PDPT[510] mapping');
   assert.equal(r.state.gpr.rdx, 0x1111n, 'PDPT[2] mapping');
 });
+
+void test('invariant TSC with IA32_TSC_ADJUST (lets Linux skip the TSC clocksource watchdog)', async () => {
+  const r = await run64(`
+    mov eax, 7
+    xor ecx, ecx
+    cpuid
+    mov r8, rbx
+    mov eax, 0x80000007
+    cpuid
+    mov r9, rdx
+    mov ecx, 0x3b
+    rdmsr
+    mov r10, rax
+    rdtsc
+    shl rdx, 32
+    or rdx, rax
+    mov r11, rdx
+    mov ecx, 0x3b
+    mov eax, 0
+    mov edx, 0x100
+    wrmsr
+    rdtsc
+    shl rdx, 32
+    or rdx, rax
+    sub rdx, r11
+    mov r12, rdx
+    mov ecx, 0x10
+    xor eax, eax
+    xor edx, edx
+    wrmsr
+    mov ecx, 0x3b
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov r13, rax
+  `);
+  assert.equal(r.state.gpr.r8 & 2n, 2n, 'CPUID.7.0:EBX.TSC_ADJUST');
+  assert.equal(r.state.gpr.r9 & 0x100n, 0x100n, 'CPUID.80000007:EDX invariant TSC');
+  assert.equal(r.state.gpr.r10, 0n, 'TSC_ADJUST starts at 0');
+  const jump = r.state.gpr.r12;
+  assert.ok(jump >= 0x100_0000_0000n && jump < 0x100_0000_0000n + 1_000_000_000n, `writing TSC_ADJUST moves the TSC by the change (moved ${jump})`);
+  // Writing TSC = 0 moves TSC_ADJUST by (0 - TSC): it becomes about -(elapsed time), the 2^40 cancels out.
+  const adj = BigInt.asIntN(64, r.state.gpr.r13);
+  assert.ok(adj < 0n && adj > -10_000_000_000n, `TSC_ADJUST after writing TSC: ${adj}`);
+});

@@ -19,6 +19,7 @@ import type { GuestRam } from './guest-ram.js';
 import { WideMath } from './wide-math.js';
 import { execute } from './interp.js';
 import type { SoftTrace } from './trace.js';
+import { CR4_PRETEND } from './system.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -131,6 +132,8 @@ export class Cpu {
   miscEnable = 1; // fast strings
   tscOffset = 0;
   tscAux = 0;
+  /** IA32_TSC_ADJUST (signed). */
+  tscAdjust = 0;
 
   // ---- Derived mode state ----
   cpl = 0;
@@ -1452,7 +1455,7 @@ export class Cpu {
   }
 
   writeCr4(v: number): void {
-    if ((v & ~CR4_SUPPORTED) !== 0) this.raise(X_GP, 0);
+    if ((v & ~(CR4_SUPPORTED | CR4_PRETEND)) !== 0) this.raise(X_GP, 0);
     if ((this.efer & EFER_LMA) !== 0 && (v & CR4_PAE) === 0) this.raise(X_GP, 0);
     const old = this.cr4;
     this.cr4 = v;

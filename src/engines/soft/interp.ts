@@ -386,13 +386,13 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case OP_MAP_0F | 0x21: case OP_MAP_0F | 0x23: movDr(c, r, b, op === (OP_MAP_0F | 0x23)); return;
     case OP_MAP_0F | 0x30: // WRMSR
       if (c.cpl !== 0) c.raise(X_GP, 0);
-      if (!writeMsr(c, c.lo[1] >>> 0, c.lo[0], c.lo[2])) c.raise(X_GP, 0);
+      if (!writeMsr(c, c.lo[1] >>> 0, c.lo[0], c.lo[2])) { c.trace?.msrFault(c, true); c.raise(X_GP, 0); }
       c.eventCheck = true;
       return;
     case OP_MAP_0F | 0x31: rdtsc(c); return;
     case OP_MAP_0F | 0x32: // RDMSR
       if (c.cpl !== 0) c.raise(X_GP, 0);
-      if (!readMsr(c, c.lo[1] >>> 0)) c.raise(X_GP, 0);
+      if (!readMsr(c, c.lo[1] >>> 0)) { c.trace?.msrFault(c, false); c.raise(X_GP, 0); }
       c.lo[0] = c.msrOut[0] | 0; c.hi[0] = 0;
       c.lo[2] = c.msrOut[1] | 0; c.hi[2] = 0;
       return;

@@ -108,6 +108,7 @@ export class SoftVm implements EngineVm {
   private inTick = false;
   private readonly traceOutput: ((text: string) => void) | null = null;
   private readonly startMs = performance.now();
+  private readonly startCpuUs = process.cpuUsage().user;
 
   constructor(options: VmOptions, platformFactory: SoftPlatformFactory, debug: SoftEngineOptions = {}) {
     if (!Number.isInteger(options.vcpuCount) || options.vcpuCount < 1 || options.vcpuCount > 255) {
@@ -255,7 +256,8 @@ export class SoftVm implements EngineVm {
     if (this.traceOutput !== null) {
       const seconds = (performance.now() - this.startMs) / 1000;
       const total = this.cpus.reduce((n, c) => n + c.instructions, 0);
-      this.traceOutput(`soft trace: ${exit.kind}: ${total} instructions in ${seconds.toFixed(2)} s wall (${(total / seconds / 1e6).toFixed(1)} MIPS)\n`);
+      const cpuSeconds = (process.cpuUsage().user - this.startCpuUs) / 1e6;
+      this.traceOutput(`soft trace: ${exit.kind}: ${total} instructions in ${seconds.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU (${(total / cpuSeconds / 1e6).toFixed(1)} MIPS per CPU-second)\n`);
     }
     const resolve = this.resolveRun;
     this.resolveRun = null;

@@ -36,8 +36,22 @@ const F1_EDX =
   (1 << 16) | // PAT
   (1 << 19); // CLFSH
 const F1_EDX_APIC = 1 << 9;
+/**
+ * BRING-UP ONLY, off by default: TYPEVISOR_SOFT_CPUID_PRETEND=1 advertises
+ * FPU, FXSR, SSE and SSE2 before the x87/SSE interpreters exist, so the boot
+ * can be followed past Linux's FPU checks. The guest dies with #UD at its first
+ * x87/SSE instruction. Remove once fpu/ and sse/ set their own bits.
+ */
+const PRETEND_FPU_SSE = typeof process !== 'undefined' && process.env.TYPEVISOR_SOFT_CPUID_PRETEND === '1';
+const F1_EDX_PRETEND = PRETEND_FPU_SSE ? (1 << 0) | (1 << 24) | (1 << 25) | (1 << 26) : 0;
+/** BRING-UP ONLY (same switch): CR4.OSFXSR and OSXMMEXCPT, which go with FXSR/SSE. */
+export const CR4_PRETEND = PRETEND_FPU_SSE ? (1 << 9) | (1 << 10) : 0;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 13) | (1 << 31);
+// CPUID.7.0:EBX: IA32_TSC_ADJUST.
+const F7_EBX = 1 << 1;
+// CPUID.80000007:EDX: invariant TSC (the TSC follows the host's monotonic clock at a fixed rate).
+const F87_EDX = 1 << 8;
 // CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
 const F81_ECX = 1 << 0;
 const F81_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
@@ -56,13 +70,15 @@ export function cpuid(c: Cpu): void {
       a = 0x000306a9; // family 6, model 0x3a, stepping 9
       b = (c.index << 24) | (1 << 16) | (8 << 8);
       cc = F1_ECX;
-      d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
+      d = F1_EDX | F1_EDX_PRETEND | (c.lapic !== null ? F1_EDX_APIC : 0);
       break;
+    case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
     case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
     case 0x16: a = Math.round(tscHz / 1e6); b = a; cc = 100; break;
     case 0x40000000: a = 0x40000010; b = ascii4(HV_VENDOR, 0); cc = ascii4(HV_VENDOR, 4); d = ascii4(HV_VENDOR, 8); break;
     case 0x40000010: a = Math.round(tscHz / 1000); break;
     case 0x80000000: a = 0x80000008; break;
+    case 0x80000007: d = F87_EDX; break;
     case 0x80000001: cc = F81_ECX; d = F81_EDX; break;
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const at = (leaf - 0x80000002) * 16;
@@ -100,6 +116,7 @@ export function readMsr(c: Cpu, msr: number): boolean {
       if (msr === 0x1b) { o[0] = c.apicBase; return true; }
       return false;
     case 0x3a: o[0] = 1; return true; // IA32_FEATURE_CONTROL: locked, VMX off
+    case 0x3b: out64(c, c.tscAdjust); return true; // IA32_TSC_ADJUST
     case 0x8b: return true; // microcode revision
     case 0xfe: o[0] = 0x508; return true; // MTRRCAP: 8 variable ranges, fixed ranges, WC
     case 0x174: o[0] = c.sysenterCs; return true;
@@ -137,7 +154,16 @@ function isMtrr(msr: number): boolean {
 export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
   const v = (hi | 0) * TWO32 + (lo >>> 0);
   switch (msr) {
-    case 0x10: c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - c.rawTsc(); return true;
+    case 0x10: { // IA32_TSC: TSC_ADJUST moves by the same amount as the TSC (SDM 17.17.3)
+      const before = c.tsc();
+      c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - c.rawTsc();
+      c.tscAdjust += c.tsc() - before;
+      return true;
+    }
+    case 0x3b: // IA32_TSC_ADJUST: the TSC moves by the change
+      c.tscOffset += v - c.tscAdjust;
+      c.tscAdjust = v;
+      return true;
     case 0x1b: case 0x6e0:
       if (c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
       if (msr === 0x1b) { c.apicBase = lo >>> 0; return true; }

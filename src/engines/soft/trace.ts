@@ -113,7 +113,10 @@ export class SoftTrace {
     if (!(d >= 0 && d < 4096)) return;
     const off = c.fetchOff + d;
     const n = Math.min(MAX_BYTES, 4096 - d);
-    this.bytes.set(c.mem.subarray(off, off + n), i * MAX_BYTES);
+    const mem = c.mem;
+    const bytes = this.bytes;
+    const at = i * MAX_BYTES;
+    for (let k = 0; k < n; k++) bytes[at + k] = mem[off + k];
     this.byteCounts[i] = n;
   }
 
@@ -128,6 +131,18 @@ export class SoftTrace {
     this.faultNext = (i + 1) % FAULT_RING;
     this.faultTotal++;
   }
+
+  /** Reports an RDMSR/WRMSR that raised #GP (each MSR and direction once). */
+  msrFault(c: Cpu, write: boolean): void {
+    const msr = c.lo[1] >>> 0;
+    const key = (write ? 'wrmsr ' : 'rdmsr ') + msr.toString(16);
+    if (this.msrsReported.has(key)) return;
+    this.msrsReported.add(key);
+    const value = write ? ` value=${hexHalves(c.lo[0], c.lo[2])}` : '';
+    this.write(`soft trace: ${key}${value} at rip=${hex64(c.rip)}: #GP (not implemented)\n`);
+  }
+
+  private readonly msrsReported = new Set<string>();
 
   /** Whether a #UD at the current RIP deserves a dump (bounded). */
   wantsUdDump(): boolean {
