@@ -966,7 +966,7 @@ export class Cpu {
     const trace = this.trace;
     if (trace === null) return;
     trace.fillBytes(this);
-    if (this.excVector === X_UD && trace.wantsUdDump()) trace.dump(this, '#UD');
+    if (trace.wantsDump(this.excVector)) trace.dump(this, `exception ${this.excVector}${this.excVector === X_UD ? ' (#UD)' : ''} error ${this.excError}`);
   }
 
   /** Delivers the pending guest fault, escalating to #DF and triple fault as the SDM says. */

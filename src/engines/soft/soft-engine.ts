@@ -21,7 +21,7 @@ import { CodeCache } from './code-cache.js';
 import { Cpu, type CpuHost, RUN_HALTED, TripleFault } from './cpu.js';
 import { GuestRam } from './guest-ram.js';
 import type { PlatformPortBlock, SoftClock, SoftPlatform } from './platform-contract.js';
-import { SoftTrace, traceDepthFromEnv } from './trace.js';
+import { SoftTrace, traceDepthFromEnv, traceVectorsFromEnv } from './trace.js';
 
 /** Builds the interrupt/timer hardware of one VM (createSoftPlatform once merged). */
 export type SoftPlatformFactory = (options: { vcpuCount: number; memory: GuestMemory; clock: SoftClock }) => SoftPlatform;
@@ -50,6 +50,8 @@ export interface SoftEngineOptions {
    * TYPEVISOR_SOFT_TRACE environment variable (see trace.ts and README).
    */
   traceDepth?: number;
+  /** Bit mask of exception vectors that dump the trace (default: TYPEVISOR_SOFT_TRACE_VECTORS, else #UD). */
+  traceVectors?: number;
   /** Where trace dumps and the run summary go (default: stderr). */
   traceOutput?: (text: string) => void;
 }
@@ -129,7 +131,11 @@ export class SoftVm implements EngineVm {
     if (depth > 0) {
       const out = debug.traceOutput ?? ((t: string): void => { process.stderr.write(t); });
       this.traceOutput = out;
-      for (const cpu of this.cpus) cpu.trace = new SoftTrace(depth, out);
+      const vectors = debug.traceVectors ?? traceVectorsFromEnv(process.env.TYPEVISOR_SOFT_TRACE_VECTORS);
+      for (const cpu of this.cpus) {
+        cpu.trace = new SoftTrace(depth, out);
+        cpu.trace.dumpVectors = vectors;
+      }
     }
     for (const block of this.platform.ports) {
       for (let p = block.base; p < block.base + block.length && p < 0x10000; p++) this.portBlocks[p] = block;

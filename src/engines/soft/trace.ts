@@ -15,11 +15,25 @@ import {
 /** Longest x86 instruction. */
 const MAX_BYTES = 15;
 const FAULT_RING = 16;
-/** At most this many #UD dumps per VM (Linux uses UD2 for WARN()). */
+/** At most this many exception dumps per vCPU (Linux uses UD2 for WARN()). */
 const MAX_UD_DUMPS = 8;
 
 const GPR = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 const VECTOR_NAMES = ['#DE', '#DB', 'NMI', '#BP', '#OF', '#BR', '#UD', '#NM', '#DF', '#MF', '#TS', '#NP', '#SS', '#GP', '#PF', '#15', '#MF', '#AC', '#MC', '#XM', '#VE'];
+
+/**
+ * Parses TYPEVISOR_SOFT_TRACE_VECTORS: a comma-separated list of exception
+ * vectors to dump on (default "6", #UD). Returns a 32-bit mask.
+ */
+export function traceVectorsFromEnv(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return 1 << 6;
+  let mask = 0;
+  for (const part of value.split(',')) {
+    const v = Number.parseInt(part.trim(), 10);
+    if (Number.isInteger(v) && v >= 0 && v < 32) mask |= 1 << v;
+  }
+  return mask;
+}
 
 /** Parses TYPEVISOR_SOFT_TRACE: unset/"0"/"" → 0 (off), "1" → 64 entries, N > 1 → N entries. */
 export function traceDepthFromEnv(value: string | undefined): number {
@@ -76,6 +90,8 @@ export class SoftTrace {
   faultNext = 0;
   faultTotal = 0;
   udDumps = 0;
+  /** Exception vectors that trigger a dump (bit per vector). */
+  dumpVectors = 1 << 6;
   private readonly source = new ArraySource();
   private readonly record = new Int32Array(D_STRIDE);
 
@@ -144,9 +160,9 @@ export class SoftTrace {
 
   private readonly msrsReported = new Set<string>();
 
-  /** Whether a #UD at the current RIP deserves a dump (bounded). */
-  wantsUdDump(): boolean {
-    return this.udDumps++ < MAX_UD_DUMPS;
+  /** Whether an exception `vector` raised by an instruction deserves a dump (bounded). */
+  wantsDump(vector: number): boolean {
+    return vector < 32 && (this.dumpVectors & (1 << vector)) !== 0 && this.udDumps++ < MAX_UD_DUMPS;
   }
 
   /** Writes the instruction ring, the exception ring and the registers. */
