@@ -10,6 +10,10 @@ import { formatRatio, median } from './stats.js';
 import { buildGuests } from '../tests/guests/build.js';
 import { qemuAvailable } from '../tests/guests/qemu.js';
 import { kvmSkipReason } from '../tests/integration/harness.js';
+import { instructionsPerSecond } from './mips.js';
+import { bootUnderQemuTcg, bootUnderSoft, type BootResult } from './linux-boot.js';
+import { hasApt } from '../src/assets/debian-packages.js';
+import { prepareDefaultGuest } from '../src/assets/default-guest.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -31,19 +35,65 @@ async function portIoExits(hasQemu: boolean): Promise<void> {
 async function firstSerialByte(guests: Record<string, string>, hasQemu: boolean): Promise<void> {
   console.log('\nProcess start to first serial byte (serial-echo guest, multiboot)');
   const guest = guests['serial-echo'];
-  const engines = kvmSkipReason() === undefined ? (['kvm'] as const) : ([] as const);
+  const engines: ('kvm' | 'soft')[] = kvmSkipReason() === undefined ? ['kvm', 'soft'] : ['soft'];
   for (const engine of engines) {
     const ours: number[] = [];
     const theirs: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       ours.push(await typevisorFirstByte(guest, engine));
-      if (hasQemu) theirs.push(await qemuFirstByte(guest, engine));
+      if (hasQemu) theirs.push(await qemuFirstByte(guest, engine === 'kvm' ? 'kvm' : 'tcg'));
     }
     line(`typevisor --engine ${engine}`, `${median(ours).toFixed(1)} ms`);
     if (hasQemu) {
-      line(`qemu-system-x86_64 -accel ${engine} (SeaBIOS)`, `${median(theirs).toFixed(1)} ms`);
+      line(`qemu-system-x86_64 -accel ${engine === 'kvm' ? 'kvm' : 'tcg'} (SeaBIOS)`, `${median(theirs).toFixed(1)} ms`);
       line('typevisor time / QEMU time', formatRatio(median(ours), median(theirs)));
     }
+  }
+}
+
+async function guestMips(guests: Record<string, string>, hasQemu: boolean): Promise<void> {
+  const iterations = Number(process.env.BENCH_CPU_ITERS ?? 3_000_000);
+  console.log(`\nGuest instructions per second (cpu-loop guest, ${iterations * 10 / 1e6} M ALU instructions)`);
+  const guest = guests['cpu-loop'];
+  const soft: number[] = [];
+  const qemu: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    soft.push(await instructionsPerSecond('soft', guest, iterations));
+    if (hasQemu) qemu.push(await instructionsPerSecond('qemu-tcg', guest, iterations));
+  }
+  line('typevisor --engine soft', `${(median(soft) / 1e6).toFixed(1)} M instructions/s`);
+  if (hasQemu) {
+    line('qemu-system-x86_64 -accel tcg', `${(median(qemu) / 1e6).toFixed(1)} M instructions/s`);
+    line('soft rate / QEMU TCG rate', formatRatio(median(soft), median(qemu)));
+  }
+}
+
+async function linuxBoot(hasQemu: boolean): Promise<void> {
+  console.log('\nDebian cloud kernel + busybox initramfs, process start to power-off');
+  if (!hasApt()) return line('skipped', 'no apt-get here to fetch the Debian guest');
+  const guest = await prepareDefaultGuest();
+  const timeoutMs = Number(process.env.BENCH_BOOT_TIMEOUT_MS ?? 120_000);
+  const soft: BootResult[] = [];
+  const qemu: BootResult[] = [];
+  const runs = Math.min(RUNS, 3);
+  for (let i = 0; i < runs; i++) {
+    soft.push(await bootUnderSoft(guest.kernelPath, guest.initrdPath, timeoutMs));
+    if (hasQemu) qemu.push(await bootUnderQemuTcg(guest.kernelPath, guest.initrdPath, timeoutMs));
+  }
+  const report = (label: string, results: BootResult[]): number => {
+    const done = results.filter((r) => r.completed);
+    if (done.length === 0) {
+      line(label, `did not power off within ${timeoutMs / 1000} s; last line: ${results.at(-1)!.lastLine.slice(0, 80)}`);
+      return Number.NaN;
+    }
+    const m = median(done.map((r) => r.seconds));
+    line(label, `${m.toFixed(2)} s${done.length < results.length ? ` (${results.length - done.length} of ${results.length} runs did not finish)` : ''}`);
+    return m;
+  };
+  const ours = report('typevisor --engine soft', soft);
+  if (hasQemu) {
+    const theirs = report('qemu-system-x86_64 -M microvm -accel tcg', qemu);
+    line('soft time / QEMU TCG time', `${formatRatio(ours, theirs)}  (goal ≤ 10×)`);
   }
 }
 
@@ -52,3 +102,5 @@ console.log(`typevisor benchmarks — medians of ${RUNS} runs${hasQemu ? '' : ' 
 const guests = await buildGuests();
 await portIoExits(hasQemu);
 await firstSerialByte(guests, hasQemu);
+await guestMips(guests, hasQemu);
+await linuxBoot(hasQemu);

@@ -405,6 +405,82 @@ Napi::Value WatcherDestroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- eventfds for the virtio fast path (KVM_IOEVENTFD / KVM_IRQFD) ----------
+//
+// eventfdCreate() -> fd; eventfdSignal(fd) adds 1 (fires an irqfd). pollEventfd(fd, cb)
+// watches an eventfd with a uv_poll_t on the calling thread's event loop: when
+// the kernel signals it (a guest notify write matched by KVM_IOEVENTFD), the
+// counter is drained and cb() runs on that thread. The handle is unref'd so it
+// never keeps the process alive by itself. Because the fd joins libuv's epoll
+// set, the run-model watcher sees it and kicks vCPU 0 out of its slice.
+
+Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return ThrowErrno(info.Env(), "eventfd", errno);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value EventfdSignal(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint64_t one = 1;
+  ssize_t r = write(fd, &one, sizeof one);
+  if (r < 0 && errno != EAGAIN) return ThrowErrno(info.Env(), "write", errno);
+  return info.Env().Undefined();
+}
+
+struct EventPoll {
+  uv_poll_t poll;
+  int fd;
+  napi_env env;
+  Napi::FunctionReference callback;
+  Napi::AsyncContext* context;
+};
+
+void OnEventfdReadable(uv_poll_t* handle, int status, int events) {
+  auto* p = static_cast<EventPoll*>(handle->data);
+  uint64_t count;
+  while (read(p->fd, &count, sizeof count) == sizeof count) {
+  }
+  if (status < 0 || (events & UV_READABLE) == 0) return;
+  Napi::Env env(p->env);
+  Napi::HandleScope scope(env);
+  p->callback.MakeCallback(env.Global(), {}, *p->context);
+}
+
+Napi::Value PollEventfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  auto* p = new EventPoll();
+  p->fd = fd;
+  p->env = env;
+  p->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  p->context = new Napi::AsyncContext(env, "typevisor:eventfd");
+  p->poll.data = p;
+  int rc = uv_poll_init(loop, &p->poll, fd);
+  if (rc == 0) rc = uv_poll_start(&p->poll, UV_READABLE, OnEventfdReadable);
+  if (rc != 0) {
+    delete p->context;
+    delete p;
+    Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uv_unref(reinterpret_cast<uv_handle_t*>(&p->poll));
+  return Napi::External<EventPoll>::New(env, p);
+}
+
+// Stops watching; the caller closes the fd afterwards.
+Napi::Value PollClose(const Napi::CallbackInfo& info) {
+  auto* p = info[0].As<Napi::External<EventPoll>>().Data();
+  uv_poll_stop(&p->poll);
+  p->callback.Reset();
+  delete p->context;
+  p->context = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) { delete static_cast<EventPoll*>(h->data); });
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open));
   exports.Set("close", Napi::Function::New(env, Close));
@@ -426,6 +502,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("watcherDisarm", Napi::Function::New(env, WatcherDisarm));
   exports.Set("watcherTakeFired", Napi::Function::New(env, WatcherTakeFired));
   exports.Set("watcherDestroy", Napi::Function::New(env, WatcherDestroy));
+  exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate));
+  exports.Set("eventfdSignal", Napi::Function::New(env, EventfdSignal));
+  exports.Set("pollEventfd", Napi::Function::New(env, PollEventfd));
+  exports.Set("pollClose", Napi::Function::New(env, PollClose));
   exports.Set("O_RDWR", Napi::Number::New(env, O_RDWR));
   return exports;
 }

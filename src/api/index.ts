@@ -13,11 +13,13 @@
  * ```
  */
 
-import { ConfigError, parseCpuCount, parseEngine, parseMemorySize, validateMemorySize, type EngineChoice } from '../vmm/config.js';
+import {
+  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, validateDisks, validateMemorySize, type DiskConfig, type EngineChoice,
+} from '../vmm/config.js';
 import { VirtualMachine } from '../vmm/virtual-machine.js';
 
 export { VirtualMachine, VmSetupError } from '../vmm/virtual-machine.js';
-export { ConfigError, type VmConfig, type EngineChoice } from '../vmm/config.js';
+export { ConfigError, type VmConfig, type EngineChoice, type DiskConfig } from '../vmm/config.js';
 export { exitStatusFor, describeExit, ExitStatus } from '../vmm/exit-status.js';
 export type { VmExit, EngineName } from '../engines/engine.js';
 
@@ -31,6 +33,10 @@ export interface CreateVirtualMachineOptions {
   engine?: EngineChoice;
   debugExit?: boolean;
   noReboot?: boolean;
+  /** virtio-blk disks: specs such as "disk.img,ro,id=root" or objects. */
+  disks?: readonly (string | DiskConfig)[];
+  /** Attach a virtio-rng entropy device. */
+  rng?: boolean;
   /** Receives the guest's serial output. */
   onConsoleOutput?: (bytes: Uint8Array) => void;
   /** Receives one-line notices such as the engine choice. */
@@ -47,6 +53,8 @@ export async function createVirtualMachine(options: CreateVirtualMachineOptions)
   const cpus = parseCpuCount(String(options.cpus ?? 1));
   const engine = parseEngine(options.engine ?? 'auto');
   if (typeof options.kernelPath !== 'string' || options.kernelPath === '') throw new ConfigError('kernelPath is required');
+  const disks = (options.disks ?? []).map((d) => (typeof d === 'string' ? parseDiskSpec(d) : d));
+  validateDisks(disks);
   return VirtualMachine.create({
     kernelPath: options.kernelPath,
     initrdPath: options.initrdPath,
@@ -56,6 +64,8 @@ export async function createVirtualMachine(options: CreateVirtualMachineOptions)
     engine,
     debugExit: options.debugExit ?? false,
     noReboot: options.noReboot ?? false,
+    disks,
+    rng: options.rng ?? false,
     ...(options.onConsoleOutput ? { onConsoleOutput: options.onConsoleOutput } : {}),
     ...(options.onNotice ? { onNotice: options.onNotice } : {}),
   });

@@ -3,12 +3,14 @@ import assert from 'node:assert/strict';
 import { parseCommandLine, UsageError } from './args.js';
 
 test('run with every option', () => {
-  const cmd = parseCommandLine(['run', '--kernel', 'k', '--initrd', 'i', '--append', 'console=ttyS0 quiet', '--memory', '512M', '--cpus', '2', '--engine', 'kvm', '--debug-exit', '--no-reboot']);
+  const cmd = parseCommandLine(['run', '--kernel', 'k', '--initrd', 'i', '--append', 'console=ttyS0 quiet', '--memory', '512M', '--cpus', '2', '--engine', 'kvm', '--debug-exit', '--no-reboot',
+    '--disk', 'a.img', '--disk', 'b.img,ro,id=data-1', '--rng']);
   assert.equal(cmd.kind, 'run');
   assert.ok(cmd.kind === 'run');
   assert.deepEqual(cmd.config, {
     kernelPath: 'k', initrdPath: 'i', cmdline: 'console=ttyS0 quiet', memoryBytes: 512 * 1024 * 1024,
     cpus: 2, engine: 'kvm', debugExit: true, noReboot: true,
+    disks: [{ path: 'a.img', readOnly: false }, { path: 'b.img', readOnly: true, id: 'data-1' }], rng: true,
   });
 });
 
@@ -44,6 +46,10 @@ test('bad input gives one-line usage errors', () => {
     [['run', '--kernel', 'k', '--engine', 'tcg'], /unknown engine/],
     [['run', '--kernel', 'k', '--bogus'], /bogus/],
     [['launch'], /unknown command/],
+    [['run', '--kernel', 'k', '--disk', 'a.img,rw'], /^--disk: unknown option 'rw'/],
+    [['run', '--kernel', 'k', '--disk', ',ro'], /--disk: missing file path/],
+    [['run', '--kernel', 'k', '--disk', 'a,id=' + 'x'.repeat(21)], /--disk: id/],
+    [['run', '--kernel', 'k', '--disk', 'a,id=x', '--disk', 'b,id=x'], /used twice/],
   ];
   for (const [argv, re] of cases) {
     assert.throws(() => parseCommandLine(argv), (e: Error) => e instanceof UsageError && re.test(e.message) && !e.message.includes('\n'), argv.join(' '));

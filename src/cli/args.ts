@@ -4,7 +4,9 @@
  */
 
 import { parseArgs } from 'node:util';
-import { ConfigError, parseCpuCount, parseEngine, parseMemorySize, validateMemorySize, type VmConfig } from '../vmm/config.js';
+import {
+  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, validateDisks, validateMemorySize, type VmConfig,
+} from '../vmm/config.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -15,7 +17,8 @@ export class UsageError extends Error {
 
 export const USAGE = `Usage:
   typevisor run [--kernel FILE] [--initrd FILE] [--append "ARGS"] [--memory 256M]
-                [--cpus N] [--engine kvm|soft|auto] [--debug-exit] [--no-reboot]
+                [--cpus N] [--engine kvm|soft|auto] [--disk PATH[,ro][,id=NAME]]...
+                [--rng] [--debug-exit] [--no-reboot]
   typevisor assets [prepare|list|remove]
   typevisor --version | --help
 
@@ -27,6 +30,8 @@ Options for run:
   --memory SIZE     guest RAM, e.g. 256M or 2G (default 256M)
   --cpus N          number of vCPUs (default 1)
   --engine E        kvm, soft or auto (default auto)
+  --disk SPEC       virtio-blk disk: PATH[,ro][,id=NAME] (raw image or block device; repeatable)
+  --rng             attach a virtio-rng entropy device
   --debug-exit      attach isa-debug-exit at port 0xf4: a write of v exits with (v << 1) | 1
   --no-reboot       end the VM when the guest resets instead of rebooting it
 
@@ -65,6 +70,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
         memory: { type: 'string', short: 'm' },
         cpus: { type: 'string' },
         engine: { type: 'string' },
+        disk: { type: 'string', multiple: true },
+        rng: { type: 'boolean' },
         'debug-exit': { type: 'boolean' },
         'no-reboot': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -79,6 +86,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   try {
     const memoryBytes = parseMemorySize(v.memory ?? DEFAULT_MEMORY);
     validateMemorySize(memoryBytes);
+    const disks = (v.disk ?? []).map(parseDiskSpec);
+    validateDisks(disks);
     return {
       kind: 'run',
       config: {
@@ -90,6 +99,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
         engine: parseEngine(v.engine ?? 'auto'),
         debugExit: v['debug-exit'] === true,
         noReboot: v['no-reboot'] === true,
+        disks,
+        rng: v.rng === true,
       },
     };
   } catch (e) {

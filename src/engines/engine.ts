@@ -51,6 +51,35 @@ export class EngineUnavailableError extends Error {
   }
 }
 
+/** One MSI message the engine can deliver cheaply (KVM: a GSI with an MSI route, fired through an irqfd). */
+export interface FastMsiRoute {
+  /** Points the route at a new message (the guest reprogrammed the MSI-X entry). */
+  update(address: number, data: number): void;
+  /** Delivers the message. */
+  fire(): void;
+  /** Releases the route. */
+  dispose(): void;
+}
+
+/**
+ * An engine's optional fast path for paravirtual devices, engine-neutral: KVM
+ * implements it with ioeventfd and irqfd; engines without one leave
+ * `EngineVm.fastNotify` undefined and devices use `VmOps` and
+ * `InterruptController` as usual.
+ */
+export interface FastNotify {
+  /**
+   * From now on, a guest write of exactly `length` bytes at MMIO `address`
+   * calls `handler` on the machine thread (soon after, not inside the write)
+   * instead of reaching `VmOps.mmioWrite`. Writes of other sizes still reach
+   * `VmOps`. Returns a function that removes the watch. Throws if the engine
+   * cannot watch this address.
+   */
+  watchMmioWrite(address: number, length: 1 | 2 | 4 | 8, handler: () => void): () => void;
+  /** A new MSI route; throws when the engine has no more. */
+  createMsiRoute(): FastMsiRoute;
+}
+
 /** One virtual CPU. */
 export interface EngineVcpu {
   readonly index: number;
@@ -66,6 +95,8 @@ export interface EngineVm {
   readonly memory: GuestMemory;
   /** Where devices' interrupt lines and MSIs go. */
   readonly interrupts: InterruptController;
+  /** The engine's fast notification path for virtio devices, if it has one. */
+  readonly fastNotify?: FastNotify;
   readonly vcpus: readonly EngineVcpu[];
   /**
    * Runs every vCPU until the VM ends and resolves with the reason. The host's

@@ -8,6 +8,7 @@ import type { Engine, EngineName } from './engine.js';
 import { EngineUnavailableError } from './engine.js';
 import { measureNsPerInstruction } from './calibrate.js';
 import type { EngineChoice } from '../vmm/config.js';
+import { PCI_INTX_GSI_BASE, PCI_INTX_GSI_COUNT } from '../machine/layout.js';
 
 export interface EngineSelection {
   engine: Engine;
@@ -22,7 +23,9 @@ export async function loadEngine(name: EngineName): Promise<Engine> {
     return new KvmEngine();
   }
   const [{ SoftEngine }, { createSoftPlatform }] = await Promise.all([import('./soft/soft-engine.js'), import('./soft/platform/index.js')]);
-  return new SoftEngine((options) => createSoftPlatform(options));
+  // PCI INTx lines are level-triggered and active-low (the DSDT's _PRT says so), like real PCI wiring.
+  const activeLowPins = Array.from({ length: PCI_INTX_GSI_COUNT }, (_, i) => PCI_INTX_GSI_BASE + i);
+  return new SoftEngine((options) => createSoftPlatform({ ...options, activeLowPins }));
 }
 
 function formatNs(ns: number): string {

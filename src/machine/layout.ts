@@ -31,6 +31,9 @@ export const IOAPIC_BASE = 0xfec00000;
 /** Where PCI device BARs (32-bit) are allocated inside the hole. */
 export const PCI_MMIO_START = 0xc0000000;
 export const PCI_MMIO_END = 0xfe000000;
+/** Where PCI I/O BARs are allocated (inside the host bridge's I/O window 0x0d00-0xffff). */
+export const PCI_IO_START = 0xc000;
+export const PCI_IO_END = 0x10000;
 
 /** The smallest and largest guest RAM sizes typevisor accepts. */
 export const MIN_RAM_SIZE = 16 * MiB;
@@ -96,5 +99,14 @@ export const Irqs = {
 
 /** Number of IOAPIC pins (GSIs 0-23). */
 export const IOAPIC_PINS = 24;
+/**
+ * IOAPIC pins 16-23 carry the PCI INTx lines (slot s, INTA# → GSI 16 + s % 8).
+ * ACPI describes them in the _PRT as GSIs, which makes them level-triggered and
+ * active-low: an engine with its own IOAPIC model must treat these wires as
+ * electrically active-low (the soft platform's `activeLowPins`); KVM's in-kernel
+ * IOAPIC takes KVM_IRQ_LINE level 1 as asserted whatever the polarity.
+ */
+export const PCI_INTX_GSI_BASE = 16;
+export const PCI_INTX_GSI_COUNT = 8;
 /** MMIO page of the pc-testdev ("iomem") used by kvm-unit-tests' emulator tests. */
 export const PC_TESTDEV_MMIO = 0xff000000;

@@ -26,6 +26,18 @@ export interface VmConfig {
   debugExit: boolean;
   /** On a guest reset, end the VM instead of rebooting it. */
   noReboot: boolean;
+  /** virtio-blk disks, in PCI slot order. */
+  disks?: readonly DiskConfig[] | undefined;
+  /** Attach a virtio-rng entropy device. */
+  rng?: boolean | undefined;
+}
+
+/** One `--disk PATH[,ro][,id=NAME]`. */
+export interface DiskConfig {
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** The serial the guest reads with GET_ID (/sys/block/vdX/serial), at most 20 characters. */
+  readonly id?: string | undefined;
 }
 
 /** A problem with user-supplied configuration; the message is one line. */
@@ -70,4 +82,37 @@ export function parseCpuCount(text: string): number {
 export function parseEngine(text: string): EngineChoice {
   if (!(ENGINE_CHOICES as readonly string[]).includes(text)) throw new ConfigError(`unknown engine "${text}": use kvm, soft or auto`);
   return text as EngineChoice;
+}
+
+/** The most disks a VM may have (PCI slots 1-31, one kept for virtio-rng). */
+export const MAX_DISKS = 30;
+
+/**
+ * Parses `PATH[,ro][,id=NAME]`. The path may not contain a comma. Throws
+ * ConfigError such as "--disk: unknown option 'rw'".
+ */
+export function parseDiskSpec(text: string): DiskConfig {
+  const [path, ...options] = text.split(',');
+  if (path === undefined || path.trim() === '') throw new ConfigError(`--disk: missing file path in "${text}" (use --disk PATH[,ro][,id=NAME])`);
+  let readOnly = false;
+  let id: string | undefined;
+  for (const option of options) {
+    if (option === 'ro') readOnly = true;
+    else if (option.startsWith('id=')) {
+      id = option.slice(3);
+      if (!/^[\x20-\x7e]{1,20}$/.test(id)) throw new ConfigError(`--disk: id '${id}' must be 1 to 20 printable ASCII characters`);
+    } else throw new ConfigError(`--disk: unknown option '${option}' (use ro or id=NAME)`);
+  }
+  return { path, readOnly, ...(id !== undefined ? { id } : {}) };
+}
+
+/** Checks a list of disks: count and distinct ids. */
+export function validateDisks(disks: readonly DiskConfig[]): void {
+  if (disks.length > MAX_DISKS) throw new ConfigError(`too many disks (${disks.length}): at most ${MAX_DISKS}`);
+  const ids = new Set<string>();
+  for (const d of disks) {
+    if (d.id === undefined) continue;
+    if (ids.has(d.id)) throw new ConfigError(`--disk: id '${d.id}' is used twice`);
+    ids.add(d.id);
+  }
 }

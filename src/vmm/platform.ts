@@ -1,7 +1,10 @@
 /**
  * The platform's device set: creates the legacy devices of typevisor's PC and
  * attaches them to a machine's buses, with their interrupt lines, and writes
- * the ACPI tables that describe them. Engine-provided hardware (the local
+ * the ACPI tables that describe them: the legacy PC devices, the PCI host
+ * bridge (always present, described in the DSDT as PNP0A03 with a _PRT for
+ * INTx), and the virtio-pci devices (one virtio-blk per disk, then
+ * virtio-rng with --rng). Engine-provided hardware (the local
  * APICs, IOAPIC, PIC and PIT: KVM's in-kernel irqchip, or the soft engine's
  * models) is not here; the engine handles those accesses before `VmOps`.
  */
@@ -14,6 +17,12 @@ import {
   PostPort, ResetControl, SYSTEM_CONTROL_PORT_A, SystemControlPortA, UART_PORT_COUNT, Uart16550, type SystemEventSink,
 } from '../devices/index.js';
 import { buildAcpiTables } from '../loaders/index.js';
+import type { FastNotify } from '../engines/engine.js';
+import { PciHost } from '../devices/pci/index.js';
+import { DiskImage, VirtioBlk, VirtioPciFunction, VirtioRng } from '../devices/virtio/index.js';
+
+/** PCI CONFIG_DATA, 0xcfc-0xcff. */
+const PCI_CONFIG_DATA = 0xcfc;
 
 export interface PlatformOptions {
   ramSize: number;
@@ -24,6 +33,12 @@ export interface PlatformOptions {
   onConsoleByte: (byte: number) => void;
   /** Receives power-off, reset and debug-exit requests. */
   onSystemEvent: SystemEventSink;
+  /** Opened disks, attached as virtio-blk in this order. */
+  disks?: readonly DiskImage[];
+  /** Attach virtio-rng. */
+  rng?: boolean;
+  /** The engine's fast notification path (KVM ioeventfd/irqfd), if any. */
+  fastNotify?: FastNotify | undefined;
 }
 
 /** The attached devices a VMM needs to reach after boot. */
@@ -32,6 +47,9 @@ export interface Platform {
   readonly rtc: CmosRtc;
   readonly acpiPm: AcpiPm;
   readonly fwCfg: FwCfg;
+  readonly pci: PciHost;
+  /** The virtio-pci functions, disks first. */
+  readonly virtio: readonly VirtioPciFunction[];
   /** Guest-physical address of the ACPI RSDP. */
   readonly acpiRsdp: number;
   /** Stops the devices' host timers. */
@@ -55,7 +73,28 @@ export function attachPlatform(machine: Machine, options: PlatformOptions): Plat
 
   machine.attachPorts(Ports.POST, 1, new PostPort(), 'post');
   machine.attachPorts(SYSTEM_CONTROL_PORT_A, 1, new SystemControlPortA(events), 'port-92');
-  machine.attachPorts(Ports.RESET_CONTROL, 1, new ResetControl(events), 'reset-control');
+  // 0xcf8-0xcfb: dword accesses are PCI CONFIG_ADDRESS, byte accesses at 0xcf9 the reset control register.
+  const resetControl = new ResetControl(events);
+  const resetOffset = Ports.RESET_CONTROL - Ports.PCI_CONFIG;
+  const pci = new PciHost({
+    mmio: machine.mmio, ports: machine.ports, interrupts: irq,
+    narrowPorts: {
+      read: (offset, size) => (offset === resetOffset && size === 1 ? resetControl.read(0, 1) : size === 1 ? 0xff : 0xffff),
+      write: (offset, size, value) => {
+        if (offset === resetOffset && size === 1) resetControl.write(0, 1, value);
+      },
+    },
+  });
+  machine.attachPorts(Ports.PCI_CONFIG, 4, pci.addressPort, 'pci-config-address');
+  machine.attachPorts(PCI_CONFIG_DATA, 4, pci.dataPort, 'pci-config-data');
+  const virtio: VirtioPciFunction[] = [];
+  const addVirtio = (name: string, device: VirtioBlk | VirtioRng): void => {
+    const fn = new VirtioPciFunction({ device, memory: machine.memory, interrupts: irq, fastNotify: options.fastNotify });
+    pci.addDevice(fn, name);
+    virtio.push(fn);
+  };
+  (options.disks ?? []).forEach((disk, i) => addVirtio(`virtio-blk${i}`, new VirtioBlk(disk)));
+  if (options.rng === true) addVirtio('virtio-rng', new VirtioRng());
 
   const acpiPm = new AcpiPm({ sci: irq.line(Irqs.ACPI_SCI), onSystemEvent: events });
   machine.attachPorts(Ports.ACPI_PM, ACPI_PM_BLOCK_LENGTH, acpiPm, 'acpi-pm');
@@ -72,13 +111,14 @@ export function attachPlatform(machine: Machine, options: PlatformOptions): Plat
     machine.attachMmio(PC_TESTDEV_MMIO, PC_TESTDEV_MMIO_SIZE, testdev.iomem, 'pc-testdev-iomem');
   }
 
-  const acpi = buildAcpiTables(machine.memory, { vcpuCount: options.cpus });
+  const acpi = buildAcpiTables(machine.memory, { vcpuCount: options.cpus, pciRoot: { irqRoutes: pci.intxRoutes() } });
 
   return {
-    uart, rtc, acpiPm, fwCfg, acpiRsdp: acpi.rsdp,
+    uart, rtc, acpiPm, fwCfg, pci, virtio, acpiRsdp: acpi.rsdp,
     dispose: () => {
       rtc.dispose();
       acpiPm.dispose();
+      for (const fn of virtio) fn.dispose();
     },
   };
 }

@@ -16,6 +16,7 @@ import { detectKernelImage, loadKernel, LoaderError, type KernelKind } from '../
 import { attachPlatform, type Platform } from './platform.js';
 import { ConsoleOutputBuffer } from './console-output.js';
 import type { VmConfig } from './config.js';
+import { DiskError, DiskImage } from '../devices/virtio/blk.js';
 
 /** A problem the user can fix (a file, a flag, the host); the message is one line. */
 export class VmSetupError extends Error {
@@ -58,6 +59,23 @@ export function readImage(path: string, what: string): Uint8Array {
   }
 }
 
+/** Opens every configured disk, closing the ones already open if one fails. */
+async function openDisks(config: VmConfig): Promise<DiskImage[]> {
+  const disks: DiskImage[] = [];
+  try {
+    for (const d of config.disks ?? []) disks.push(await DiskImage.open(d));
+  } catch (e) {
+    closeDisks(disks);
+    if (e instanceof DiskError) throw new VmSetupError(e.message);
+    throw e;
+  }
+  return disks;
+}
+
+function closeDisks(disks: readonly DiskImage[]): void {
+  for (const d of disks) d.close().catch(() => undefined);
+}
+
 /** One boot of the guest: an engine VM with its machine and devices. */
 interface Incarnation {
   vm: EngineVm;
@@ -84,6 +102,8 @@ export class VirtualMachine {
     private readonly kernel: Uint8Array,
     private readonly initrd: Uint8Array | undefined,
     kernelKind: KernelKind,
+    /** Disk images stay open across reboots; each boot attaches new devices to them. */
+    private readonly disks: readonly DiskImage[],
   ) {
     this.engineReason = engineReason;
     this.kernelKind = kernelKind;
@@ -110,8 +130,14 @@ export class VirtualMachine {
       throw e;
     }
     if (options.engine === 'auto') options.onNotice?.(`engine: ${selection.engine.name} (${selection.reason})`);
-    const vm = new VirtualMachine(options, selection.engine, selection.reason, kernel, initrd, kind);
-    vm.current = await vm.boot();
+    const disks = await openDisks(options);
+    const vm = new VirtualMachine(options, selection.engine, selection.reason, kernel, initrd, kind, disks);
+    try {
+      vm.current = await vm.boot();
+    } catch (e) {
+      vm.destroy();
+      throw e;
+    }
     return vm;
   }
 
@@ -152,6 +178,9 @@ export class VirtualMachine {
         debugExit: cfg.debugExit,
         onConsoleByte: this.console.push,
         onSystemEvent: (event) => vm.requestExit(event),
+        disks: this.disks,
+        rng: cfg.rng === true,
+        fastNotify: vm.fastNotify,
       });
       const loaded = loadKernel(vm.memory, this.kernel, {
         cmdline: cfg.cmdline,
@@ -218,5 +247,6 @@ export class VirtualMachine {
     const inc = this.current;
     this.current = undefined;
     if (inc !== undefined) this.release(inc);
+    closeDisks(this.disks);
   }
 }

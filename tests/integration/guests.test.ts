@@ -5,8 +5,11 @@
 
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildGuests } from '../guests/build.js';
-import { runCli, engineSkipReason, type CliResult } from './harness.js';
+import { runCli, engineSkipReason, multibootFlatImage, type CliResult } from './harness.js';
 
 let guests: Record<string, string> = {};
 let buildProblem: string | undefined;
@@ -24,6 +27,17 @@ function expectPass(r: CliResult, name: string): void {
   assert.match(r.stdout, new RegExp(`^PASS ${name}$`, 'm'), r.stdout + r.stderr);
   assert.doesNotMatch(r.stdout, /^FAIL /m);
   assert.equal(r.status, 1, `status ${r.status}; stderr: ${r.stderr}`);
+}
+
+/**
+ * A multiboot (a.out kludge) kernel that loads an IDT with limit 0 and executes ud2 in protected mode:
+ * #UD cannot be delivered, nor can #GP or #DF, so the CPU shuts down.
+ */
+function tripleFaultKernel(): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'tv-triple-')), 'triple.bin');
+  // lidt [0x100040]; ud2 — and at 0x100040 the IDT descriptor: limit 0, base 0 (zero padding).
+  writeFileSync(path, multibootFlatImage([0x0f, 0x01, 0x1d, 0x40, 0x00, 0x10, 0x00, 0x0f, 0x0b]));
+  return path;
 }
 
 for (const engine of ['kvm', 'soft'] as const) {
@@ -97,6 +111,20 @@ for (const engine of ['kvm', 'soft'] as const) {
       assert.match(r.stdout, /rebooting/);
       assert.doesNotMatch(r.stdout, /boot 2/);
       assert.equal(r.status, 0, r.stderr);
+    });
+
+    test('ACPI power-off (SLP_TYP from \\_S5_ written to PM1a_CNT, as an OS does) ends the VM with status 0', async () => {
+      const r = await run('acpi-poweroff');
+      assert.match(r.stdout, /writing 0x2000 to PM1a_CNT at port 0x604/);
+      assert.doesNotMatch(r.stdout, /FAIL/);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '');
+    });
+
+    test('a triple fault ends the VM with status 4 and one line on stderr', async () => {
+      const r = await runCli(['run', '--engine', engine, '--kernel', tripleFaultKernel()], { timeoutMs: 60_000 });
+      assert.equal(r.status, 4);
+      assert.match(r.stderr, /^\ntypevisor: guest triple fault on vCPU 0: the VM was stopped\n$/);
     });
 
     test('debug-exit status is (v << 1) | 1 for 1-, 2- and 4-byte writes', async () => {

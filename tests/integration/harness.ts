@@ -74,3 +74,23 @@ export function engineSkipReason(engine: 'kvm' | 'soft'): string | undefined {
   if (engine === 'kvm') return kvmSkipReason();
   return undefined;
 }
+
+/**
+ * A flat multiboot kernel using the a.out kludge: the 32-byte header at 1 MiB
+ * followed by `code` at 0x100020 (the entry point), padded to `size` bytes.
+ */
+export function multibootFlatImage(code: readonly number[], size = 0x48): Uint8Array {
+  const img = new Uint8Array(Math.max(size, 0x20 + code.length));
+  const v = new DataView(img.buffer);
+  const flags = 0x10000;
+  v.setUint32(0, 0x1badb002, true);
+  v.setUint32(4, flags, true);
+  v.setUint32(8, (-(0x1badb002 + flags)) >>> 0, true);
+  v.setUint32(12, 0x100000, true); // header_addr
+  v.setUint32(16, 0x100000, true); // load_addr
+  v.setUint32(20, 0, true); // load_end_addr: the whole file
+  v.setUint32(24, 0, true); // bss_end_addr
+  v.setUint32(28, 0x100020, true); // entry_addr
+  img.set(code, 0x20);
+  return img;
+}

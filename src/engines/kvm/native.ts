@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { EngineUnavailableError } from '../engine.js';
 
+/** An opaque handle to a uv_poll_t watching an eventfd. */
+export type EventfdPollHandle = { readonly __eventfdPoll: unique symbol };
+
 /** An opaque handle to a native event-loop watcher thread. */
 export type WatcherHandle = { readonly __watcher: unique symbol };
 
@@ -50,6 +53,14 @@ export interface KvmNative {
   watcherDisarm(watcher: WatcherHandle): void;
   watcherTakeFired(watcher: WatcherHandle): boolean;
   watcherDestroy(watcher: WatcherHandle): void;
+  /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). */
+  eventfdCreate(): number;
+  /** Adds 1 to an eventfd (fires a KVM irqfd). */
+  eventfdSignal(fd: number): void;
+  /** Calls `onSignal` on this thread's event loop each time the eventfd is signalled (drained first). Unref'd. */
+  pollEventfd(fd: number, onSignal: () => void): EventfdPollHandle;
+  /** Stops a pollEventfd watch (the fd stays open). */
+  pollClose(handle: EventfdPollHandle): void;
   readonly O_RDWR: number;
 }
 
@@ -84,6 +95,15 @@ export function loadKvmNative(addonFile?: string): KvmNative {
   } catch (err) {
     throw new EngineUnavailableError('kvm', `native addon failed to load (${(err as Error).message.split('\n')[0]}): run npm rebuild`);
   }
+  const missing = REQUIRED_FUNCTIONS.filter((f) => typeof (loaded as unknown as Record<string, unknown>)[f] !== 'function');
+  if (missing.length > 0) throw new EngineUnavailableError('kvm', `native addon is out of date (no ${missing.join(', ')}): run npm rebuild`);
   if (addonFile === undefined) cached = loaded;
   return loaded;
 }
+
+/** Every function the TypeScript side calls; an addon built from older sources lacks some. */
+const REQUIRED_FUNCTIONS: readonly (keyof KvmNative)[] = [
+  'open', 'close', 'ioctlInt', 'ioctlBytes', 'run', 'mmap', 'mmapPieces', 'munmap', 'addressOf', 'gettid',
+  'allocSlots', 'freeSlots', 'registerVcpuThread', 'unregisterVcpuThread', 'kick', 'watcherCreate', 'watcherArm',
+  'watcherDisarm', 'watcherTakeFired', 'watcherDestroy', 'eventfdCreate', 'eventfdSignal', 'pollEventfd', 'pollClose',
+];

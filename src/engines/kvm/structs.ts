@@ -244,3 +244,50 @@ export function encodeIrqRouting(routes: readonly IrqchipRoute[]): Uint8Array {
   });
   return bytes;
 }
+
+/** One MSI route of KVM_SET_GSI_ROUTING (type KVM_IRQ_ROUTING_MSI). */
+export interface MsiRouteEntry {
+  gsi: number;
+  address: number;
+  data: number;
+}
+
+/** KVM_SET_GSI_ROUTING's table with irqchip routes followed by MSI routes. */
+export function encodeGsiRouting(irqchip: readonly IrqchipRoute[], msi: readonly MsiRouteEntry[]): Uint8Array {
+  const bytes = new Uint8Array(8 + (irqchip.length + msi.length) * KVM_IRQ_ROUTING_ENTRY_SIZE);
+  bytes.set(encodeIrqRouting(irqchip));
+  const v = new DataView(bytes.buffer);
+  v.setUint32(0, irqchip.length + msi.length, true);
+  msi.forEach((r, i) => {
+    const off = 8 + (irqchip.length + i) * KVM_IRQ_ROUTING_ENTRY_SIZE;
+    v.setUint32(off, r.gsi, true);
+    v.setUint32(off + 4, 2 /* KVM_IRQ_ROUTING_MSI */, true);
+    v.setUint32(off + 16, r.address % 0x1_0000_0000, true);
+    v.setUint32(off + 20, Math.floor(r.address / 0x1_0000_0000), true);
+    v.setUint32(off + 24, r.data, true);
+  });
+  return bytes;
+}
+
+/** struct kvm_ioeventfd: an MMIO (or PIO) address whose writes signal `fd`. */
+export function encodeIoeventfd(address: number, length: number, fd: number, deassign: boolean): Uint8Array {
+  const bytes = new Uint8Array(64);
+  const v = new DataView(bytes.buffer);
+  v.setBigUint64(0, 0n, true); // datamatch (unused)
+  v.setUint32(8, address % 0x1_0000_0000, true);
+  v.setUint32(12, Math.floor(address / 0x1_0000_0000), true);
+  v.setUint32(16, length, true);
+  v.setInt32(20, fd, true);
+  v.setUint32(24, deassign ? 1 << 2 /* KVM_IOEVENTFD_FLAG_DEASSIGN */ : 0, true);
+  return bytes;
+}
+
+/** struct kvm_irqfd: writes to `fd` raise `gsi`. */
+export function encodeIrqfd(fd: number, gsi: number, deassign: boolean): Uint8Array {
+  const bytes = new Uint8Array(32);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(0, fd, true);
+  v.setUint32(4, gsi, true);
+  v.setUint32(8, deassign ? 1 /* KVM_IRQFD_FLAG_DEASSIGN */ : 0, true);
+  return bytes;
+}

@@ -177,6 +177,9 @@ export class Cpu {
   rdHi = 0;
   /** High half of the last ALU result. */
   resHi = 0;
+  /** Exact 64-bit effective-address halves from operands.offset64. */
+  eaLo = 0;
+  eaHi = 0;
   /** Linear address of the last memory operand read by readRm (for the write-back). */
   lastLin = 0;
   /** Tags (linear page base) per TLB set: 0-2 supervisor R/W/X, 3-5 user R/W/X. */

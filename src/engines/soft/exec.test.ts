@@ -753,3 +753,22 @@ void test('x87/SSE are not implemented yet: #NM with CR0.TS, #UD otherwise; PUSH
   assert.equal(new DataView(real.readMemory(0x5000, 2).buffer).getUint16(0, true), 0x7000);
   assert.equal(real.state.gpr.rsp, 0x7000n);
 });
+
+void test('LEA is exact 64-bit arithmetic, also for values far from canonical addresses', async () => {
+  const { values } = await run64(`
+    mov rax, 0x7fffffffffffffff
+    mov rdx, 0x7ffffffffffffff3
+    lea rcx, [rax + rdx*8 + 0x12345678]
+    st rcx
+    lea ecx, [rax + rdx + 1]
+    st rcx
+    mov rbx, 0x8000000000000001
+    lea rcx, [rbx - 2]
+    st rcx
+  `);
+  assert.deepEqual(values, [
+    U64(0x7fffffffffffffffn + 0x7ffffffffffffff3n * 8n + 0x12345678n),
+    (0x7fffffffffffffffn + 0x7ffffffffffffff3n + 1n) & 0xffffffffn,
+    0x7fffffffffffffffn,
+  ]);
+});

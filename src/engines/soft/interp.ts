@@ -16,7 +16,7 @@ import {
   D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
-  addrSize, alu, effectiveAddress, incDec, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
+  addrSize, alu, effectiveAddress, incDec, offset64, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
@@ -191,13 +191,10 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       writeRm(c, r, b, size, c.segSel[s], 0);
       return;
     }
-    case 0x8d: { // LEA
+    case 0x8d: // LEA
       if ((f & F_MOD3) !== 0) return ud(c);
-      const ea = leaAddress(c, r, b);
-      const size = osz(f);
-      writeReg(c, r[b + D_REG], size, f, ea % TWO32 | 0, Math.floor(ea / TWO32) | 0);
+      lea(c, r, b, f);
       return;
-    }
     case 0x8e: { // MOV Sreg,Ew
       const s = r[b + D_REG] & 7;
       if (s === CS || s > 5) return ud(c);
@@ -632,17 +629,22 @@ function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
 }
 
 /** LEA: the offset part of the effective address (no segment base), truncated to the operand size. */
-function leaAddress(c: Cpu, r: Int32Array, b: number): number {
-  const f = r[b + D_FLAGS];
-  // Compute with segment FLAT so no base is added.
-  const saved = f;
-  r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT);
-  let ea: number;
-  try { ea = effectiveAddress(c, r, b); } finally { r[b + D_FLAGS] = saved; }
+function lea(c: Cpu, r: Int32Array, b: number, f: number): void {
   const size = osz(f);
-  if (size === 2) return ea & 0xffff;
-  if (size === 4) return ea >>> 0;
-  return ea; // signed canonical: exact (adding 2^64 would round away the low bits)
+  const asz = addrSize(f);
+  let lo: number;
+  let hi = 0;
+  if (asz === 8) {
+    offset64(c, r, b, f);
+    lo = c.eaLo;
+    hi = c.eaHi;
+  } else {
+    // 16/32-bit address size: the offset without segment base.
+    const saved = f;
+    r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT);
+    try { lo = effectiveAddress(c, r, b) | 0; } finally { r[b + D_FLAGS] = saved; }
+  }
+  writeReg(c, r[b + D_REG], size, f, size === 2 ? lo & 0xffff : lo, hi);
 }
 
 function xchgAcc(c: Cpu, r: Int32Array, b: number, f: number): void {

@@ -13,8 +13,6 @@ import {
 } from './decoder.js';
 
 const TWO32 = 0x1_0000_0000;
-const TWO63 = 2 ** 63;
-const TWO64 = 2 ** 64;
 
 /** Operand size in bytes (2, 4 or 8) from decoder flags. */
 export function opSize(f: number): number {
@@ -35,12 +33,9 @@ export function effectiveAddress(c: Cpu, r: Int32Array, b: number): number {
   let off = r[b + D_DISP];
   const seg = (f >> F_SEG_SHIFT) & 7;
   if (asz === 2) {
-    if (base >= 0) off += c.hi[base] * TWO32 + (c.lo[base] >>> 0);
-    if (index >= 0) off += (c.hi[index] * TWO32 + (c.lo[index] >>> 0)) * (1 << r[b + D_SCALE]);
-    if ((f & F_RIPREL) !== 0) off += c.nextRip;
-    if (off >= TWO63) off -= TWO64;
-    else if (off < -TWO63) off += TWO64;
-    return seg === SEG_FLAT ? off : off + c.segBase[seg];
+    offset64(c, r, b, f);
+    const v = c.eaHi * TWO32 + (c.eaLo >>> 0);
+    return seg === SEG_FLAT ? v : v + c.segBase[seg];
   }
   if (asz === 1) {
     if (base >= 0) off += c.lo[base];
@@ -55,6 +50,39 @@ export function effectiveAddress(c: Cpu, r: Int32Array, b: number): number {
   if (seg === SEG_FLAT) return off;
   if (c.long64) return seg >= FS ? off + c.segBase[seg] : off;
   return (c.segBase[seg] + off) >>> 0;
+}
+
+/**
+ * The 64-bit offset part of a memory operand, exact modulo 2^64 (compilers
+ * use LEA for plain arithmetic), into c.eaLo/c.eaHi.
+ */
+export function offset64(c: Cpu, r: Int32Array, b: number, f: number): void {
+  let lo = r[b + D_DISP];
+  let hi = lo >> 31;
+  const base = r[b + D_BASE];
+  const index = r[b + D_INDEX];
+  if (base >= 0) {
+    const s = (lo >>> 0) + (c.lo[base] >>> 0);
+    hi = hi + c.hi[base] + (s > 0xffffffff ? 1 : 0);
+    lo = s | 0;
+  }
+  if (index >= 0) {
+    const sc = r[b + D_SCALE];
+    let il = c.lo[index];
+    let ih = c.hi[index];
+    if (sc !== 0) { ih = (ih << sc) | (il >>> (32 - sc)); il <<= sc; }
+    const s = (lo >>> 0) + (il >>> 0);
+    hi = hi + ih + (s > 0xffffffff ? 1 : 0);
+    lo = s | 0;
+  }
+  if ((f & F_RIPREL) !== 0) {
+    const ip = c.nextRip;
+    const s = (lo >>> 0) + (ip % TWO32 >>> 0);
+    hi = hi + Math.floor(ip / TWO32) + (s > 0xffffffff ? 1 : 0);
+    lo = s | 0;
+  }
+  c.eaLo = lo;
+  c.eaHi = hi | 0;
 }
 
 /** Reads register `n` at `size` bytes (1: AL..BH or SPL..R15B by REX). Size 8 sets rdHi. */
