@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { testCacheDirectory } from '../../src/assets/cache.js';
-import { listDefaultGuests } from '../../src/assets/default-guest.js';
+import { listDefaultGuests, type DefaultGuest } from '../../src/assets/default-guest.js';
 import { READY_BANNER } from '../../src/assets/initramfs.js';
 import { CLI } from './harness.js';
 
@@ -102,7 +102,7 @@ function bootDebian(kernel: string, initrd: string): Promise<Boot> {
 }
 
 process.env.TYPEVISOR_CACHE = testCacheDirectory();
-const guest = listDefaultGuests()[0];
+const guest: DefaultGuest | undefined = listDefaultGuests().at(0);
 
 describe('Debian 6.1 cloud kernel under --engine soft', {
   skip: guest === undefined ? `no Debian guest in the test cache ${testCacheDirectory()} (run: node dist/tests/setup.js)` : false,
