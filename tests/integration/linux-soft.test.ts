@@ -153,5 +153,6 @@ describe('Debian 6.1 cloud kernel under --engine soft', {
     const zeros = createHash('sha256').update(Buffer.alloc(1024 * 1024)).digest('hex');
     assert.match(boot.output, new RegExp(`${zeros}\\s+-`), 'sha256sum of 1 MiB of zeros, as the host computes it');
     assert.equal(boot.status, 0, `poweroff -f: exit status ${boot.status}; ended by ${boot.ended}`);
+    t.diagnostic(`shell session:\n${boot.output.slice(boot.output.indexOf(READY_BANNER))}`);
   });
 });
