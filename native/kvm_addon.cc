@@ -431,6 +431,8 @@ Napi::Value EventfdSignal(const Napi::CallbackInfo& info) {
 struct EventPoll {
   uv_poll_t poll;
   int fd;
+  // true for pollEventfd (drain the counter before the callback), false for pollFd.
+  bool drain;
   napi_env env;
   Napi::FunctionReference callback;
   Napi::AsyncContext* context;
@@ -438,13 +440,16 @@ struct EventPoll {
 
 void OnEventfdReadable(uv_poll_t* handle, int status, int events) {
   auto* p = static_cast<EventPoll*>(handle->data);
-  uint64_t count;
-  while (read(p->fd, &count, sizeof count) == sizeof count) {
+  if (p->drain) {
+    uint64_t count;
+    while (read(p->fd, &count, sizeof count) == sizeof count) {
+    }
+    if (status < 0 || (events & UV_READABLE) == 0) return;
   }
-  if (status < 0 || (events & UV_READABLE) == 0) return;
   Napi::Env env(p->env);
   Napi::HandleScope scope(env);
-  p->callback.MakeCallback(env.Global(), {}, *p->context);
+  int reported = status < 0 ? -1 : events;
+  p->callback.MakeCallback(env.Global(), {Napi::Number::New(env, reported)}, *p->context);
 }
 
 Napi::Value PollEventfd(const Napi::CallbackInfo& info) {
@@ -454,6 +459,7 @@ Napi::Value PollEventfd(const Napi::CallbackInfo& info) {
   napi_get_uv_event_loop(env, &loop);
   auto* p = new EventPoll();
   p->fd = fd;
+  p->drain = true;
   p->env = env;
   p->callback = Napi::Persistent(info[1].As<Napi::Function>());
   p->context = new Napi::AsyncContext(env, "typevisor:eventfd");
@@ -468,6 +474,49 @@ Napi::Value PollEventfd(const Napi::CallbackInfo& info) {
   }
   uv_unref(reinterpret_cast<uv_handle_t*>(&p->poll));
   return Napi::External<EventPoll>::New(env, p);
+}
+
+// pollFd(fd, events, cb) watches any non-blocking fd (a tap) for UV_READABLE (1)
+// / UV_WRITABLE (2) without touching it: cb(events) runs on this thread's loop
+// (events -1 on a poll error) and the caller does the read or write itself.
+// pollFdUpdate(handle, events) changes the mask; 0 pauses the watch (used for
+// backpressure: no guest buffers, stop reading). Unref'd; pollClose ends it.
+Napi::Value PollFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int events = info[1].As<Napi::Number>().Int32Value() & (UV_READABLE | UV_WRITABLE);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  auto* p = new EventPoll();
+  p->fd = fd;
+  p->drain = false;
+  p->env = env;
+  p->callback = Napi::Persistent(info[2].As<Napi::Function>());
+  p->context = new Napi::AsyncContext(env, "typevisor:pollfd");
+  p->poll.data = p;
+  int rc = uv_poll_init(loop, &p->poll, fd);
+  if (rc != 0) {
+    delete p->context;
+    delete p;
+    Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (events != 0) rc = uv_poll_start(&p->poll, events, OnEventfdReadable);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&p->poll));
+  if (rc != 0) {
+    Napi::Error::New(env, std::string("uv_poll_start: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
+  }
+  return Napi::External<EventPoll>::New(env, p);
+}
+
+Napi::Value PollFdUpdate(const Napi::CallbackInfo& info) {
+  auto* p = info[0].As<Napi::External<EventPoll>>().Data();
+  int events = info[1].As<Napi::Number>().Int32Value() & (UV_READABLE | UV_WRITABLE);
+  int rc = events == 0 ? uv_poll_stop(&p->poll) : uv_poll_start(&p->poll, events, OnEventfdReadable);
+  if (rc != 0) {
+    Napi::Error::New(info.Env(), std::string("uv_poll_start: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
+  }
+  return info.Env().Undefined();
 }
 
 // Stops watching; the caller closes the fd afterwards.
@@ -506,6 +555,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfdSignal", Napi::Function::New(env, EventfdSignal));
   exports.Set("pollEventfd", Napi::Function::New(env, PollEventfd));
   exports.Set("pollClose", Napi::Function::New(env, PollClose));
+  exports.Set("pollFd", Napi::Function::New(env, PollFd));
+  exports.Set("pollFdUpdate", Napi::Function::New(env, PollFdUpdate));
   exports.Set("O_RDWR", Napi::Number::New(env, O_RDWR));
   return exports;
 }

@@ -14,12 +14,13 @@
  */
 
 import {
-  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, validateDisks, validateMemorySize, type DiskConfig, type EngineChoice,
+  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, parseNetSpec, parseVsockSpec, validateDisks, validateMemorySize,
+  validateNetworking, type DiskConfig, type EngineChoice, type NetConfig, type VsockConfig,
 } from '../vmm/config.js';
 import { VirtualMachine } from '../vmm/virtual-machine.js';
 
 export { VirtualMachine, VmSetupError } from '../vmm/virtual-machine.js';
-export { ConfigError, type VmConfig, type EngineChoice, type DiskConfig } from '../vmm/config.js';
+export { ConfigError, type VmConfig, type EngineChoice, type DiskConfig, type NetConfig, type VsockConfig } from '../vmm/config.js';
 export { exitStatusFor, describeExit, ExitStatus } from '../vmm/exit-status.js';
 export type { VmExit, EngineName } from '../engines/engine.js';
 
@@ -37,6 +38,10 @@ export interface CreateVirtualMachineOptions {
   disks?: readonly (string | DiskConfig)[];
   /** Attach a virtio-rng entropy device. */
   rng?: boolean;
+  /** virtio-net devices: specs such as "tap=tap0,mac=02:00:00:00:00:01" or objects. */
+  nets?: readonly (string | NetConfig)[];
+  /** A virtio-vsock device: "cid=3,uds=/run/vm.sock" or an object. */
+  vsock?: string | VsockConfig;
   /** Receives the guest's serial output. */
   onConsoleOutput?: (bytes: Uint8Array) => void;
   /** Receives one-line notices such as the engine choice. */
@@ -55,6 +60,9 @@ export async function createVirtualMachine(options: CreateVirtualMachineOptions)
   if (typeof options.kernelPath !== 'string' || options.kernelPath === '') throw new ConfigError('kernelPath is required');
   const disks = (options.disks ?? []).map((d) => (typeof d === 'string' ? parseDiskSpec(d) : d));
   validateDisks(disks);
+  const nets = (options.nets ?? []).map((n) => (typeof n === 'string' ? parseNetSpec(n) : n));
+  const vsock = typeof options.vsock === 'string' ? parseVsockSpec(options.vsock) : options.vsock;
+  validateNetworking(nets, disks.length + nets.length + (options.rng === true ? 1 : 0) + (vsock !== undefined ? 1 : 0));
   return VirtualMachine.create({
     kernelPath: options.kernelPath,
     initrdPath: options.initrdPath,
@@ -66,6 +74,8 @@ export async function createVirtualMachine(options: CreateVirtualMachineOptions)
     noReboot: options.noReboot ?? false,
     disks,
     rng: options.rng ?? false,
+    nets,
+    vsock,
     ...(options.onConsoleOutput ? { onConsoleOutput: options.onConsoleOutput } : {}),
     ...(options.onNotice ? { onNotice: options.onNotice } : {}),
   });

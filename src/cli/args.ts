@@ -5,7 +5,8 @@
 
 import { parseArgs } from 'node:util';
 import {
-  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, validateDisks, validateMemorySize, type VmConfig,
+  ConfigError, parseCpuCount, parseDiskSpec, parseEngine, parseMemorySize, parseNetSpec, parseVsockSpec, validateDisks,
+  validateMemorySize, validateNetworking, type VmConfig,
 } from '../vmm/config.js';
 
 export class UsageError extends Error {
@@ -18,6 +19,7 @@ export class UsageError extends Error {
 export const USAGE = `Usage:
   typevisor run [--kernel FILE] [--initrd FILE] [--append "ARGS"] [--memory 256M]
                 [--cpus N] [--engine kvm|soft|auto] [--disk PATH[,ro][,id=NAME]]...
+                [--net tap=NAME[,mac=MAC]]... [--vsock cid=N,uds=PATH]
                 [--rng] [--debug-exit] [--no-reboot]
   typevisor assets [prepare|list|remove]
   typevisor --version | --help
@@ -31,6 +33,10 @@ Options for run:
   --cpus N          number of vCPUs (default 1)
   --engine E        kvm, soft or auto (default auto)
   --disk SPEC       virtio-blk disk: PATH[,ro][,id=NAME] (raw image or block device; repeatable)
+  --net SPEC        virtio-net on a host tap: tap=NAME[,mac=XX:XX:XX:XX:XX:XX]
+                    (repeatable; needs CAP_NET_ADMIN or a tap owned by this user)
+  --vsock SPEC      virtio-vsock: cid=N,uds=PATH (host connects to PATH and sends
+                    "CONNECT <port>"; guest connections to port P reach PATH_P)
   --rng             attach a virtio-rng entropy device
   --debug-exit      attach isa-debug-exit at port 0xf4: a write of v exits with (v << 1) | 1
   --no-reboot       end the VM when the guest resets instead of rebooting it
@@ -72,6 +78,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
         engine: { type: 'string' },
         disk: { type: 'string', multiple: true },
         rng: { type: 'boolean' },
+        net: { type: 'string', multiple: true },
+        vsock: { type: 'string' },
         'debug-exit': { type: 'boolean' },
         'no-reboot': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -88,6 +96,9 @@ export function parseCommandLine(argv: readonly string[]): Command {
     validateMemorySize(memoryBytes);
     const disks = (v.disk ?? []).map(parseDiskSpec);
     validateDisks(disks);
+    const nets = (v.net ?? []).map(parseNetSpec);
+    const vsock = v.vsock === undefined ? undefined : parseVsockSpec(v.vsock);
+    validateNetworking(nets, disks.length + nets.length + (v.rng === true ? 1 : 0) + (vsock !== undefined ? 1 : 0));
     return {
       kind: 'run',
       config: {
@@ -101,6 +112,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
         noReboot: v['no-reboot'] === true,
         disks,
         rng: v.rng === true,
+        nets,
+        vsock,
       },
     };
   } catch (e) {

@@ -57,6 +57,12 @@ export interface CpuState {
   cr8: bigint;
   efer: bigint;
   apicBase: bigint;
+  /**
+   * Optional x87/SSE state as a 512-byte FXSAVE image (64-bit layout: MXCSR at
+   * 24, XMM0-15 at 160). Engines that model it fill it in getState and load it
+   * in setState when present.
+   */
+  fx?: Uint8Array;
 }
 
 export const EFER_SCE = 1n << 0n;

@@ -30,6 +30,23 @@ export interface VmConfig {
   disks?: readonly DiskConfig[] | undefined;
   /** Attach a virtio-rng entropy device. */
   rng?: boolean | undefined;
+  /** virtio-net devices backed by host tap devices, in PCI slot order (after the disks). */
+  nets?: readonly NetConfig[] | undefined;
+  /** A virtio-vsock device with Firecracker's Unix-socket host side. */
+  vsock?: VsockConfig | undefined;
+}
+
+/** One `--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]`. */
+export interface NetConfig {
+  readonly tap: string;
+  /** "xx:xx:xx:xx:xx:xx"; absent: derived from the tap name (locally administered). */
+  readonly mac?: string | undefined;
+}
+
+/** `--vsock cid=N,uds=PATH`. */
+export interface VsockConfig {
+  readonly cid: number;
+  readonly udsPath: string;
 }
 
 /** One `--disk PATH[,ro][,id=NAME]`. */
@@ -115,4 +132,63 @@ export function validateDisks(disks: readonly DiskConfig[]): void {
     if (ids.has(d.id)) throw new ConfigError(`--disk: id '${d.id}' is used twice`);
     ids.add(d.id);
   }
+}
+
+/** Parses `tap=NAME[,mac=XX:XX:XX:XX:XX:XX]`. Throws ConfigError. */
+export function parseNetSpec(text: string): NetConfig {
+  let tap: string | undefined;
+  let mac: string | undefined;
+  for (const option of text.split(',')) {
+    const eq = option.indexOf('=');
+    const key = eq < 0 ? option : option.slice(0, eq);
+    const value = eq < 0 ? '' : option.slice(eq + 1);
+    if (key === 'tap') {
+      if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(value)) throw new ConfigError(`--net: tap name '${value}' must be 1 to 15 letters, digits or _.:-`);
+      tap = value;
+    } else if (key === 'mac') {
+      if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(value)) throw new ConfigError(`--net: mac '${value}' is not XX:XX:XX:XX:XX:XX`);
+      if ((parseInt(value.slice(0, 2), 16) & 1) !== 0) throw new ConfigError(`--net: mac '${value}' is a multicast address`);
+      mac = value.toLowerCase();
+    } else throw new ConfigError(`--net: unknown option '${option}' (use tap=NAME[,mac=XX:XX:XX:XX:XX:XX])`);
+  }
+  if (tap === undefined) throw new ConfigError(`--net: missing tap=NAME in "${text}"`);
+  return { tap, ...(mac !== undefined ? { mac } : {}) };
+}
+
+/** Parses `cid=N,uds=PATH` (the path may not contain a comma). Throws ConfigError. */
+export function parseVsockSpec(text: string): VsockConfig {
+  let cid: number | undefined;
+  let udsPath: string | undefined;
+  for (const option of text.split(',')) {
+    if (option.startsWith('cid=')) {
+      const v = option.slice(4);
+      if (!/^\d{1,10}$/.test(v) || Number(v) < 3 || Number(v) > 0xfffffffe) throw new ConfigError(`--vsock: cid '${v}' must be a number from 3 to 4294967294`);
+      cid = Number(v);
+    } else if (option.startsWith('uds=')) {
+      udsPath = option.slice(4);
+      if (udsPath === '') throw new ConfigError('--vsock: uds= needs a path');
+      // sun_path holds 108 bytes; guest-initiated connections add "_<port>" (up to 11 more).
+      if (Buffer.byteLength(udsPath) > 107 - 11) throw new ConfigError(`--vsock: uds path is too long for a Unix socket (at most ${107 - 11} bytes)`);
+    } else throw new ConfigError(`--vsock: unknown option '${option}' (use cid=N,uds=PATH)`);
+  }
+  if (cid === undefined || udsPath === undefined) throw new ConfigError(`--vsock: "${text}" needs both cid=N and uds=PATH`);
+  return { cid, udsPath };
+}
+
+/** PCI slots 1-31 hold every virtio device. */
+export const MAX_PCI_DEVICES = 31;
+
+/** Checks the network devices and the total PCI device count. */
+export function validateNetworking(nets: readonly NetConfig[], deviceCount: number): void {
+  const taps = new Set<string>();
+  const macs = new Set<string>();
+  for (const n of nets) {
+    if (taps.has(n.tap)) throw new ConfigError(`--net: tap '${n.tap}' is used twice`);
+    taps.add(n.tap);
+    if (n.mac !== undefined) {
+      if (macs.has(n.mac)) throw new ConfigError(`--net: mac ${n.mac} is used twice`);
+      macs.add(n.mac);
+    }
+  }
+  if (deviceCount > MAX_PCI_DEVICES) throw new ConfigError(`too many PCI devices (${deviceCount}): disks, nets, rng and vsock share ${MAX_PCI_DEVICES} slots`);
 }

@@ -9,6 +9,7 @@ import { MiB } from '../machine/layout.js';
 import { DiskImage } from '../devices/virtio/blk.js';
 import { eisaIdValue } from '../loaders/acpi/aml.js';
 import type { SystemEvent } from '../devices/system-event.js';
+import { VirtioVsock } from '../devices/virtio/vsock.js';
 import { attachPlatform } from './platform.js';
 
 test('platform: PCI bus with virtio-blk per disk and virtio-rng, reset at 0xcf9 still works, DSDT has the root bridge', async () => {
@@ -45,4 +46,23 @@ test('platform: PCI bus with virtio-blk per disk and virtio-rng, reset at 0xcf9 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('platform: virtio-net per --net after the disks, then rng, then vsock', () => {
+  const machine = new Machine(GuestMemory.allocate(64 * MiB));
+  const backend = { readFrame: () => 0, writeFrame: () => true, watchReadable: () => undefined, close: () => undefined };
+  const vsock = new VirtioVsock({ guestCid: 3, udsPath: '/nonexistent/v.sock' });
+  const platform = attachPlatform(machine, {
+    ramSize: 64 * MiB, cpus: 1, debugExit: false, onConsoleByte: () => undefined, onSystemEvent: () => undefined,
+    nets: [{ backend, mac: new Uint8Array([2, 0, 0, 0, 0, 1]) }, { backend, mac: new Uint8Array([2, 0, 0, 0, 0, 2]) }], rng: true, vsock,
+  });
+  const cfg = (slot: number, offset: number): number => {
+    machine.pioWrite(0xcf8, 4, (0x80000000 | (slot << 11) | offset) >>> 0);
+    return machine.pioRead(0xcfc, 4);
+  };
+  assert.equal(cfg(1, 0), 0x10411af4, 'virtio-net in slot 1');
+  assert.equal(cfg(2, 0), 0x10411af4, 'virtio-net in slot 2');
+  assert.equal(cfg(3, 0), 0x10441af4, 'virtio-rng in slot 3');
+  assert.equal(cfg(4, 0), 0x10531af4, 'virtio-vsock in slot 4');
+  platform.dispose();
 });

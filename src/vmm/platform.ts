@@ -3,8 +3,8 @@
  * attaches them to a machine's buses, with their interrupt lines, and writes
  * the ACPI tables that describe them: the legacy PC devices, the PCI host
  * bridge (always present, described in the DSDT as PNP0A03 with a _PRT for
- * INTx), and the virtio-pci devices (one virtio-blk per disk, then
- * virtio-rng with --rng). Engine-provided hardware (the local
+ * INTx), and the virtio-pci devices (one virtio-blk per disk, one virtio-net
+ * per --net, virtio-rng with --rng, then virtio-vsock with --vsock). Engine-provided hardware (the local
  * APICs, IOAPIC, PIC and PIT: KVM's in-kernel irqchip, or the soft engine's
  * models) is not here; the engine handles those accesses before `VmOps`.
  */
@@ -19,7 +19,7 @@ import {
 import { buildAcpiTables } from '../loaders/index.js';
 import type { FastNotify } from '../engines/engine.js';
 import { PciHost } from '../devices/pci/index.js';
-import { DiskImage, VirtioBlk, VirtioPciFunction, VirtioRng } from '../devices/virtio/index.js';
+import { DiskImage, VirtioBlk, VirtioNet, VirtioPciFunction, VirtioRng, VirtioVsock, type NetBackend, type VirtioDevice } from '../devices/virtio/index.js';
 
 /** PCI CONFIG_DATA, 0xcfc-0xcff. */
 const PCI_CONFIG_DATA = 0xcfc;
@@ -37,6 +37,13 @@ export interface PlatformOptions {
   disks?: readonly DiskImage[];
   /** Attach virtio-rng. */
   rng?: boolean;
+  /** Opened host network backends, one virtio-net each (after the disks). */
+  nets?: readonly { readonly backend: NetBackend; readonly mac: Uint8Array }[];
+  /**
+   * The virtio-vsock device (last slot). The VMM owns it across reboots,
+   * since it holds the host listener; each boot attaches it to a new function.
+   */
+  vsock?: VirtioVsock | undefined;
   /** The engine's fast notification path (KVM ioeventfd/irqfd), if any. */
   fastNotify?: FastNotify | undefined;
 }
@@ -48,7 +55,7 @@ export interface Platform {
   readonly acpiPm: AcpiPm;
   readonly fwCfg: FwCfg;
   readonly pci: PciHost;
-  /** The virtio-pci functions, disks first. */
+  /** The virtio-pci functions in slot order: disks, nets, rng, vsock. */
   readonly virtio: readonly VirtioPciFunction[];
   /** Guest-physical address of the ACPI RSDP. */
   readonly acpiRsdp: number;
@@ -88,13 +95,15 @@ export function attachPlatform(machine: Machine, options: PlatformOptions): Plat
   machine.attachPorts(Ports.PCI_CONFIG, 4, pci.addressPort, 'pci-config-address');
   machine.attachPorts(PCI_CONFIG_DATA, 4, pci.dataPort, 'pci-config-data');
   const virtio: VirtioPciFunction[] = [];
-  const addVirtio = (name: string, device: VirtioBlk | VirtioRng): void => {
+  const addVirtio = (name: string, device: VirtioDevice): void => {
     const fn = new VirtioPciFunction({ device, memory: machine.memory, interrupts: irq, fastNotify: options.fastNotify });
     pci.addDevice(fn, name);
     virtio.push(fn);
   };
   (options.disks ?? []).forEach((disk, i) => addVirtio(`virtio-blk${i}`, new VirtioBlk(disk)));
+  (options.nets ?? []).forEach((net, i) => addVirtio(`virtio-net${i}`, new VirtioNet(net.backend, net.mac)));
   if (options.rng === true) addVirtio('virtio-rng', new VirtioRng());
+  if (options.vsock !== undefined) addVirtio('virtio-vsock', options.vsock);
 
   const acpiPm = new AcpiPm({ sci: irq.line(Irqs.ACPI_SCI), onSystemEvent: events });
   machine.attachPorts(Ports.ACPI_PM, ACPI_PM_BLOCK_LENGTH, acpiPm, 'acpi-pm');

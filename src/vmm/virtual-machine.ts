@@ -17,6 +17,9 @@ import { attachPlatform, type Platform } from './platform.js';
 import { ConsoleOutputBuffer } from './console-output.js';
 import type { VmConfig } from './config.js';
 import { DiskError, DiskImage } from '../devices/virtio/blk.js';
+import { TapBackend, TapError } from '../devices/virtio/backends/tap.js';
+import { defaultMac } from '../devices/virtio/net.js';
+import { VirtioVsock, VsockError } from '../devices/virtio/vsock.js';
 
 /** A problem the user can fix (a file, a flag, the host); the message is one line. */
 export class VmSetupError extends Error {
@@ -76,6 +79,41 @@ function closeDisks(disks: readonly DiskImage[]): void {
   for (const d of disks) d.close().catch(() => undefined);
 }
 
+/** Host resources that outlive a guest reboot: tap devices and the vsock listener. */
+interface HostNetworking {
+  readonly nets: { readonly backend: TapBackend; readonly mac: Uint8Array }[];
+  vsock: VirtioVsock | undefined;
+}
+
+function macBytes(text: string): Uint8Array {
+  return Uint8Array.from(text.split(':'), (h) => parseInt(h, 16));
+}
+
+/** Attaches every tap and starts the vsock listener, undoing it all if one fails. */
+async function openNetworking(config: VmConfig): Promise<HostNetworking> {
+  const host: HostNetworking = { nets: [], vsock: undefined };
+  try {
+    for (const n of config.nets ?? []) {
+      host.nets.push({ backend: TapBackend.open(n.tap), mac: n.mac !== undefined ? macBytes(n.mac) : defaultMac(n.tap) });
+    }
+    if (config.vsock !== undefined) {
+      const vsock = new VirtioVsock({ guestCid: config.vsock.cid, udsPath: config.vsock.udsPath });
+      await vsock.listen();
+      host.vsock = vsock;
+    }
+  } catch (e) {
+    closeNetworking(host);
+    if (e instanceof TapError || e instanceof VsockError) throw new VmSetupError(e.message);
+    throw e;
+  }
+  return host;
+}
+
+function closeNetworking(host: HostNetworking): void {
+  for (const n of host.nets) n.backend.close();
+  host.vsock?.close();
+}
+
 /** One boot of the guest: an engine VM with its machine and devices. */
 interface Incarnation {
   vm: EngineVm;
@@ -104,6 +142,8 @@ export class VirtualMachine {
     kernelKind: KernelKind,
     /** Disk images stay open across reboots; each boot attaches new devices to them. */
     private readonly disks: readonly DiskImage[],
+    /** Taps and the vsock device stay open across reboots too. */
+    private readonly networking: HostNetworking,
   ) {
     this.engineReason = engineReason;
     this.kernelKind = kernelKind;
@@ -131,7 +171,14 @@ export class VirtualMachine {
     }
     if (options.engine === 'auto') options.onNotice?.(`engine: ${selection.engine.name} (${selection.reason})`);
     const disks = await openDisks(options);
-    const vm = new VirtualMachine(options, selection.engine, selection.reason, kernel, initrd, kind, disks);
+    let networking: HostNetworking;
+    try {
+      networking = await openNetworking(options);
+    } catch (e) {
+      closeDisks(disks);
+      throw e;
+    }
+    const vm = new VirtualMachine(options, selection.engine, selection.reason, kernel, initrd, kind, disks, networking);
     try {
       vm.current = await vm.boot();
     } catch (e) {
@@ -180,6 +227,8 @@ export class VirtualMachine {
         onSystemEvent: (event) => vm.requestExit(event),
         disks: this.disks,
         rng: cfg.rng === true,
+        nets: this.networking.nets,
+        vsock: this.networking.vsock,
         fastNotify: vm.fastNotify,
       });
       const loaded = loadKernel(vm.memory, this.kernel, {
@@ -248,5 +297,6 @@ export class VirtualMachine {
     this.current = undefined;
     if (inc !== undefined) this.release(inc);
     closeDisks(this.disks);
+    closeNetworking(this.networking);
   }
 }

@@ -36,7 +36,7 @@ interface GuestSpec {
   readonly loadAddress?: number;
 }
 
-const MULTIBOOT_GUESTS = ['serial-echo', 'multiboot-info', 'smp', 'interrupts', 'reboot', 'exit-status', 'acpi-poweroff', 'pio-loop', 'cpu-loop'];
+const MULTIBOOT_GUESTS = ['serial-echo', 'multiboot-info', 'smp', 'interrupts', 'reboot', 'exit-status', 'acpi-poweroff', 'pio-loop', 'cpu-loop', 'x87-ops'];
 
 /** Every guest and its output file. */
 export const GUESTS: readonly GuestSpec[] = [

@@ -299,14 +299,25 @@ export class Virtqueue {
     }
   }
 
-  /** Returns chain `head` to the driver with `written` bytes written into its writable buffers. */
-  pushUsed(head: number, written: number): void {
+  /**
+   * Returns chain `head` to the driver with `written` bytes written into its
+   * writable buffers. With `publish` false the used index is not yet written,
+   * so several entries (one received frame spread over merged buffers) become
+   * visible to the driver together at the next `publishUsed()`.
+   */
+  pushUsed(head: number, written: number, publish = true): void {
     if (!this.enabled || this.broken) return;
     const slot = this.usedIndex & (this.size - 1);
     const at = this.deviceAddress + 4 + 8 * slot;
     this.memory.write32(at, head);
     this.memory.write32(at + 4, written);
     this.usedIndex = (this.usedIndex + 1) & 0xffff;
+    if (publish) this.memory.write16(this.deviceAddress + 2, this.usedIndex);
+  }
+
+  /** Makes used entries pushed with `publish` false visible to the driver. */
+  publishUsed(): void {
+    if (!this.enabled || this.broken) return;
     this.memory.write16(this.deviceAddress + 2, this.usedIndex);
   }
 

@@ -59,8 +59,16 @@ export interface KvmNative {
   eventfdSignal(fd: number): void;
   /** Calls `onSignal` on this thread's event loop each time the eventfd is signalled (drained first). Unref'd. */
   pollEventfd(fd: number, onSignal: () => void): EventfdPollHandle;
-  /** Stops a pollEventfd watch (the fd stays open). */
+  /** Stops a pollEventfd or pollFd watch (the fd stays open). */
   pollClose(handle: EventfdPollHandle): void;
+  /**
+   * Watches a non-blocking fd for `events` (1 readable, 2 writable) without
+   * reading it: `onEvents(events)` runs on this thread's loop (-1 on a poll
+   * error). Level-triggered; unref'd.
+   */
+  pollFd(fd: number, events: number, onEvents: (events: number) => void): EventfdPollHandle;
+  /** Changes a pollFd watch's events; 0 pauses it. */
+  pollFdUpdate(handle: EventfdPollHandle, events: number): void;
   readonly O_RDWR: number;
 }
 
@@ -106,4 +114,5 @@ const REQUIRED_FUNCTIONS: readonly (keyof KvmNative)[] = [
   'open', 'close', 'ioctlInt', 'ioctlBytes', 'run', 'mmap', 'mmapPieces', 'munmap', 'addressOf', 'gettid',
   'allocSlots', 'freeSlots', 'registerVcpuThread', 'unregisterVcpuThread', 'kick', 'watcherCreate', 'watcherArm',
   'watcherDisarm', 'watcherTakeFired', 'watcherDestroy', 'eventfdCreate', 'eventfdSignal', 'pollEventfd', 'pollClose',
+  'pollFd', 'pollFdUpdate',
 ];

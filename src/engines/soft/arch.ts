@@ -45,7 +45,8 @@ export const CR4_PSE = 1 << 4;
 export const CR4_PAE = 1 << 5;
 export const CR4_PGE = 1 << 7;
 /** CR4 bits this CPU accepts (what CPUID advertises). */
-export const CR4_SUPPORTED = CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | (1 << 6) /* MCE */ | (1 << 8) /* PCE */;
+export const CR4_SUPPORTED = CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | (1 << 6) /* MCE */ | (1 << 8) /* PCE */ |
+  (1 << 9) /* OSFXSR */ | (1 << 10) /* OSXMMEXCPT */;
 export const EFER_SCE = 1 << 0;
 export const EFER_LME = 1 << 8;
 export const EFER_LMA = 1 << 10;

@@ -19,7 +19,8 @@ import type { GuestRam } from './guest-ram.js';
 import { WideMath } from './wide-math.js';
 import { execute } from './interp.js';
 import type { SoftTrace } from './trace.js';
-import { CR4_PRETEND } from './system.js';
+import { loadSseStateImage, sseStateImage } from './sse/fxsave.js';
+import { SseState } from './sse/state.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -30,6 +31,7 @@ import {
   L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, MAX_PHYS_BITS, NT, RF, SS, TF, TLB_MASK, TLB_SIZE, TR, VM, WRITABLE_FLAGS, X_DE, X_DF, X_GP, X_NMI, X_NP,
   X_PF, X_SS, X_TS, X_UD, A_AVL,
 } from './arch.js';
+import { X87State } from './fpu/state.js';
 
 const PARITY = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
@@ -197,7 +199,11 @@ export class Cpu {
   fetchOff = 0;
 
   readonly wide = new WideMath();
+  /** x87 FPU state (fpu/); created in the FNINIT state. */
+  readonly x87 = new X87State();
   readonly msrOut = new Uint32Array(2);
+  /** XMM registers and MXCSR (sse/). */
+  readonly sse = new SseState();
   private readonly fetchSource: FetchSource;
   host: CpuHost | null = null;
   /** Diagnostics (TYPEVISOR_SOFT_TRACE), or null: see trace.ts. */
@@ -237,6 +243,7 @@ export class Cpu {
     this.dr.fill(0);
     this.dr[6] = 0xffff0ff0;
     this.dr[7] = 0x400;
+    this.sse.reset();
     this.halted = false;
     this.interruptShadow = false;
     this.nmiBlocked = false;
@@ -1458,7 +1465,7 @@ export class Cpu {
   }
 
   writeCr4(v: number): void {
-    if ((v & ~(CR4_SUPPORTED | CR4_PRETEND)) !== 0) this.raise(X_GP, 0);
+    if ((v & ~CR4_SUPPORTED) !== 0) this.raise(X_GP, 0);
     if ((this.efer & EFER_LMA) !== 0 && (v & CR4_PAE) === 0) this.raise(X_GP, 0);
     const old = this.cr4;
     this.cr4 = v;
@@ -1497,6 +1504,7 @@ export class Cpu {
       idt: { base: toU64(this.idtBase), limit: this.idtLimit },
       cr0: BigInt(this.cr0 >>> 0), cr2: toU64(this.cr2), cr3: toU64(this.cr3), cr4: BigInt(this.cr4 >>> 0),
       cr8: BigInt(this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
+      fx: sseStateImage(this),
     };
   }
 
@@ -1516,6 +1524,7 @@ export class Cpu {
     this.flags = (Number(st.rflags & 0xffffffffn) & (WRITABLE_FLAGS | VM)) | 2;
     this.lazyOp = L_NONE;
     for (const n of SEGMENT_NAMES) this.setSegmentState(SEG_INDEX[n], st.seg[n]);
+    if (st.fx !== undefined) loadSseStateImage(this, st.fx);
     this.gdtBase = fromU64(st.gdt.base); this.gdtLimit = st.gdt.limit;
     this.idtBase = fromU64(st.idt.base); this.idtLimit = st.idt.limit;
     this.cpl = (this.cr0 & CR0_PE) === 0 ? 0 : (this.segAttr[SS] >> A_DPL_SHIFT) & 3;

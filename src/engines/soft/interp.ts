@@ -8,8 +8,8 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  AC, AF, ARITH_FLAGS, CF, CR0_EM, CR0_MP, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
-  IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_NM, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
+  AC, AF, ARITH_FLAGS, CF, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
+  IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
 import {
@@ -20,6 +20,8 @@ import {
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
+import { clflush, executeGroup15Sse, executeSse } from './sse/exec.js';
+import { executeX87, fwait } from './fpu/x87.js';
 
 const TWO32 = 0x1_0000_0000;
 
@@ -235,9 +237,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     case 0x9a: farCall(c, r[b + D_IMM2], osz(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0, osz(f)); return;
-    case 0x9b: // FWAIT
-      if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.raise(X_NM);
-      return;
+    case 0x9b: fwait(c); return; // FWAIT (fpu/)
     case 0x9c: pushf(c, osz(f)); return;
     case 0x9d: popf(c, osz(f)); return;
     case 0x9e: // SAHF
@@ -317,9 +317,8 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-      // x87: not implemented yet; #NM when CR0.EM or CR0.TS, else #UD (CPUID does not advertise an FPU).
-      if ((c.cr0 & (CR0_EM | CR0_TS)) !== 0) c.raise(X_NM);
-      return ud(c);
+      executeX87(c, op, b, r); // x87 (fpu/)
+      return;
     case 0xe0: case 0xe1: case 0xe2: case 0xe3: loop(c, r, b, f, op); return;
     case 0xe4: case 0xe5: case 0xec: case 0xed: { // IN
       const size = (op & 1) === 0 ? 1 : osz(f) === 2 ? 2 : 4;
@@ -474,10 +473,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     default:
-      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) {
-        // SSE/MMX: not implemented yet (not advertised): #UD if CR0.EM, #NM if CR0.TS, else #UD.
-        if ((c.cr0 & CR0_EM) === 0 && (c.cr0 & CR0_TS) !== 0) c.raise(X_NM);
-      }
+      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) return executeSse(c, op, b, r, f); // sse/
       return ud(c);
   }
 }
@@ -1355,11 +1351,10 @@ function group15(c: Cpu, r: Int32Array, b: number, f: number): void {
     return ud(c);
   }
   if (sub === 7 && (f & (F_REP | F_REPNE)) === 0) {
-    effectiveAddress(c, r, b); // CLFLUSH: no caches to flush
+    clflush(c, effectiveAddress(c, r, b)); // no caches to flush; faults like a read (sse/)
     return;
   }
-  // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE...: not implemented (FXSR/SSE not advertised).
-  if ((c.cr0 & (CR0_EM | CR0_TS)) !== 0 && sub <= 3) c.raise(X_NM);
+  if (sub <= 3 && (f & (F_REP | F_REPNE)) === 0) return executeGroup15Sse(c, r, b, f, sub); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR (sse/)
   return ud(c);
 }
 

@@ -130,8 +130,9 @@ void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', asyn
   const text = (x: number): string => String.fromCharCode(x & 0xff, (x >> 8) & 0xff, (x >> 16) & 0xff, (x >>> 24) & 0xff);
   assert.equal(text(v[0]) + text(v[1]) + text(v[2]), 'GenuineIntel');
   assert.ok((v[3] & 0x80000000) !== 0, 'hypervisor bit');
-  assert.equal(v[4] & 1, 0, 'no x87 FPU advertised');
-  assert.equal(v[4] & (1 << 25), 0, 'no SSE advertised');
+  assert.equal(v[4] & 1, 1, 'x87 FPU advertised');
+  assert.equal(v[4] & (7 << 24), 7 << 24, 'FXSR, SSE, SSE2 advertised (sse/)');
+  assert.equal(v[4] & (1 << 23), 0, 'no MMX advertised');
   assert.ok((v[4] & (1 << 15)) !== 0 && (v[4] & (1 << 8)) !== 0 && (v[4] & (1 << 6)) !== 0, 'CMOV, CX8, PAE');
   assert.equal(v[5], 1_000_000_000, 'CPUID 0x15 crystal = TSC Hz');
   assert.equal(text(v[6]), 'Type');

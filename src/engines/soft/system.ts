@@ -1,6 +1,6 @@
 /**
  * CPUID and MSRs of the soft CPU. CPUID advertises only what the interpreter
- * implements (no x87/SSE yet), plus the hypervisor bit, the TSC frequency in
+ * implements (SSE/SSE2/SSE3 and FXSR, no x87 or MMX yet), plus the hypervisor bit, the TSC frequency in
  * leaves 0x15/0x16 and 0x40000010, and a hypervisor vendor leaf.
  */
 
@@ -24,6 +24,7 @@ const BRAND = 'typevisor soft x86-64 interpreter'.padEnd(48, '\0');
 
 // CPUID.1:EDX feature bits implemented by the interpreter.
 const F1_EDX =
+  (1 << 0) | // FPU (x87, fpu/)
   (1 << 3) | // PSE
   (1 << 4) | // TSC
   (1 << 5) | // MSR
@@ -34,20 +35,13 @@ const F1_EDX =
   (1 << 13) | // PGE
   (1 << 15) | // CMOV
   (1 << 16) | // PAT
-  (1 << 19); // CLFSH
+  (1 << 19) | // CLFSH
+  (1 << 24) | // FXSR (sse/fxsave.ts)
+  (1 << 25) | // SSE (sse/)
+  (1 << 26); // SSE2 (sse/)
 const F1_EDX_APIC = 1 << 9;
-/**
- * BRING-UP ONLY, off by default: TYPEVISOR_SOFT_CPUID_PRETEND=1 advertises
- * FPU, FXSR, SSE and SSE2 before the x87/SSE interpreters exist, so the boot
- * can be followed past Linux's FPU checks. The guest dies with #UD at its first
- * x87/SSE instruction. Remove once fpu/ and sse/ set their own bits.
- */
-const PRETEND_FPU_SSE = typeof process !== 'undefined' && process.env.TYPEVISOR_SOFT_CPUID_PRETEND === '1';
-const F1_EDX_PRETEND = PRETEND_FPU_SSE ? (1 << 0) | (1 << 24) | (1 << 25) | (1 << 26) : 0;
-/** BRING-UP ONLY (same switch): CR4.OSFXSR and OSXMMEXCPT, which go with FXSR/SSE. */
-export const CR4_PRETEND = PRETEND_FPU_SSE ? (1 << 9) | (1 << 10) : 0;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
-const F1_ECX = (1 << 13) | (1 << 31);
+const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.7.0:EBX: IA32_TSC_ADJUST.
 const F7_EBX = 1 << 1;
 // CPUID.80000007:EDX: invariant TSC (the TSC follows the host's monotonic clock at a fixed rate).
@@ -70,7 +64,7 @@ export function cpuid(c: Cpu): void {
       a = 0x000306a9; // family 6, model 0x3a, stepping 9
       b = (c.index << 24) | (1 << 16) | (8 << 8);
       cc = F1_ECX;
-      d = F1_EDX | F1_EDX_PRETEND | (c.lapic !== null ? F1_EDX_APIC : 0);
+      d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
       break;
     case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
     case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
