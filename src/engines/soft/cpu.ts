@@ -18,6 +18,7 @@ import { decode, D_FLAGS, D_LEN, D_OP, D_SHIFT, DECODE_TOO_LONG, F_CROSSES_PAGE,
 import type { GuestRam } from './guest-ram.js';
 import { WideMath } from './wide-math.js';
 import { execute } from './interp.js';
+import type { SoftTrace } from './trace.js';
 import { loadSseStateImage, sseStateImage } from './sse/fxsave.js';
 import { SseState } from './sse/state.js';
 
@@ -28,7 +29,7 @@ import {
   X_DB, A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
   CR4_PAE, CR4_PGE, CR4_PSE, CR4_SUPPORTED, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GS, IF, LDTR, L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC,
   L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, MAX_PHYS_BITS, NT, RF, SS, TF, TLB_MASK, TLB_SIZE, TR, VM, WRITABLE_FLAGS, X_DE, X_DF, X_GP, X_NMI, X_NP,
-  X_PF, X_SS, X_TS, A_AVL,
+  X_PF, X_SS, X_TS, X_UD, A_AVL,
 } from './arch.js';
 import { X87State } from './fpu/state.js';
 
@@ -133,6 +134,8 @@ export class Cpu {
   miscEnable = 1; // fast strings
   tscOffset = 0;
   tscAux = 0;
+  /** IA32_TSC_ADJUST (signed). */
+  tscAdjust = 0;
 
   // ---- Derived mode state ----
   cpl = 0;
@@ -203,6 +206,8 @@ export class Cpu {
   readonly sse = new SseState();
   private readonly fetchSource: FetchSource;
   host: CpuHost | null = null;
+  /** Diagnostics (TYPEVISOR_SOFT_TRACE), or null: see trace.ts. */
+  trace: SoftTrace | null = null;
 
   constructor(
     readonly index: number,
@@ -756,7 +761,8 @@ export class Cpu {
     let n = 0;
     for (let level = levels - 1; level >= 0; level--) {
       const shift = 12 + 9 * level;
-      const indexInTable = shift >= 32 ? Math.floor(lin / 2 ** shift) & 0x1ff : (lin >>> shift) & 0x1ff;
+      // Bits shift..shift+8: beyond bit 31 for the PDPT (30) and PML4 (39) levels, so not with >>>.
+      const indexInTable = shift + 9 > 32 ? Math.floor(lin / 2 ** shift) & 0x1ff : (lin >>> shift) & 0x1ff;
       entryAddr = tableBase + indexInTable * 8;
       entryLo = this.readPte(entryAddr);
       entryHi = this.rdHi;
@@ -936,9 +942,19 @@ export class Cpu {
       if (singleStep) limit = this.instructions + 1;
       this.eventCheck = false;
       try {
-        while (this.instructions < limit) {
-          this.step();
-          if (this.eventCheck) break;
+        const trace = this.trace;
+        if (trace === null) {
+          while (this.instructions < limit) {
+            this.step();
+            if (this.eventCheck) break;
+          }
+        } else {
+          while (this.instructions < limit) {
+            trace.before(this);
+            this.step();
+            trace.fillBytes(this);
+            if (this.eventCheck) break;
+          }
         }
         if (singleStep && this.instructions === limit) {
           // Single-step trap after the instruction (DR6.BS).
@@ -948,10 +964,19 @@ export class Cpu {
       } catch (e) {
         if (e !== FAULT) throw e;
         this.instructions++;
+        if (this.trace !== null) this.traceFault();
         this.handleFault();
       }
     }
     return RUN_BUDGET;
+  }
+
+  /** Trace bookkeeping for a fault raised by an instruction (cold path, trace on only). */
+  private traceFault(): void {
+    const trace = this.trace;
+    if (trace === null) return;
+    trace.fillBytes(this);
+    if (trace.wantsDump(this.excVector)) trace.dump(this, `exception ${this.excVector}${this.excVector === X_UD ? ' (#UD)' : ''} error ${this.excError}`);
   }
 
   /** Delivers the pending guest fault, escalating to #DF and triple fault as the SDM says. */
@@ -959,9 +984,10 @@ export class Cpu {
     let vector = this.excVector;
     let error = this.excError;
     for (let attempt = 0; attempt < 3; attempt++) {
+      if (this.trace !== null) this.trace.fault(this, vector, error);
       const first = this.delivering;
       if (first >= 0) {
-        if (first === X_DF) throw new TripleFault();
+        if (first === X_DF) throw this.tripleFault();
         const contributory = (v: number): boolean => v === X_DE || (v >= X_TS && v <= X_GP);
         if ((contributory(first) && contributory(vector)) || (first === X_PF && (vector === X_PF || contributory(vector)))) {
           vector = X_DF;
@@ -980,7 +1006,12 @@ export class Cpu {
       }
     }
     this.delivering = -1;
-    throw new TripleFault();
+    throw this.tripleFault();
+  }
+
+  private tripleFault(): TripleFault {
+    this.trace?.dump(this, 'triple fault');
+    return new TripleFault();
   }
 
   /** Delivers a software interrupt or trap (INT n, INT3, INTO, INT1) with the return address after it. */

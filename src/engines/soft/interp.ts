@@ -382,13 +382,13 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case OP_MAP_0F | 0x21: case OP_MAP_0F | 0x23: movDr(c, r, b, op === (OP_MAP_0F | 0x23)); return;
     case OP_MAP_0F | 0x30: // WRMSR
       if (c.cpl !== 0) c.raise(X_GP, 0);
-      if (!writeMsr(c, c.lo[1] >>> 0, c.lo[0], c.lo[2])) c.raise(X_GP, 0);
+      if (!writeMsr(c, c.lo[1] >>> 0, c.lo[0], c.lo[2])) { c.trace?.msrFault(c, true); c.raise(X_GP, 0); }
       c.eventCheck = true;
       return;
     case OP_MAP_0F | 0x31: rdtsc(c); return;
     case OP_MAP_0F | 0x32: // RDMSR
       if (c.cpl !== 0) c.raise(X_GP, 0);
-      if (!readMsr(c, c.lo[1] >>> 0)) c.raise(X_GP, 0);
+      if (!readMsr(c, c.lo[1] >>> 0)) { c.trace?.msrFault(c, false); c.raise(X_GP, 0); }
       c.lo[0] = c.msrOut[0] | 0; c.hi[0] = 0;
       c.lo[2] = c.msrOut[1] | 0; c.hi[2] = 0;
       return;
@@ -1697,7 +1697,7 @@ function movCr(c: Cpu, r: Int32Array, b: number, toCr: boolean): void {
       case 4: v = c.cr4; break;
       default: v = c.cr8; break;
     }
-    if (c.long64) c.setReg64(gpr, v < 0 ? v + 2 ** 64 : v);
+    if (c.long64) c.setReg64(gpr, v);
     else { c.lo[gpr] = v | 0; c.hi[gpr] = 0; }
     return;
   }
@@ -1741,7 +1741,7 @@ function movDr(c: Cpu, r: Int32Array, b: number, toDr: boolean): void {
     c.dr[n] = n === 6 ? (v & 0xf00f) | 0xffff0ff0 : n === 7 ? (v & 0xffff2bff) | 0x400 : v;
   } else {
     const v = c.dr[n];
-    if (c.long64) c.setReg64(gpr, v < 0 ? v + 2 ** 64 : v);
+    if (c.long64) c.setReg64(gpr, v);
     else { c.lo[gpr] = v | 0; c.hi[gpr] = 0; }
   }
 }
@@ -1772,7 +1772,7 @@ function syscall(c: Cpu): void {
   const sel = (c.starHi & 0xffff) & 0xfffc;
   const fl = c.getFlags();
   const ret = c.nextRip;
-  c.setReg64(1, ret < 0 ? ret + 2 ** 64 : ret);
+  c.setReg64(1, ret);
   c.lo[11] = fl & ~RF; c.hi[11] = 0;
   c.cpl = 0;
   flatCode(c, sel, 0, true);

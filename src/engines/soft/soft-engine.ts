@@ -21,6 +21,7 @@ import { CodeCache } from './code-cache.js';
 import { Cpu, type CpuHost, RUN_HALTED, TripleFault } from './cpu.js';
 import { GuestRam } from './guest-ram.js';
 import type { PlatformPortBlock, SoftClock, SoftPlatform } from './platform-contract.js';
+import { SoftTrace, traceDepthFromEnv, traceVectorsFromEnv } from './trace.js';
 
 /** Builds the interrupt/timer hardware of one VM (createSoftPlatform once merged). */
 export type SoftPlatformFactory = (options: { vcpuCount: number; memory: GuestMemory; clock: SoftClock }) => SoftPlatform;
@@ -42,17 +43,33 @@ export class MonotonicClock implements SoftClock {
   }
 }
 
+/** Debug options of the soft engine. */
+export interface SoftEngineOptions {
+  /**
+   * Instructions kept in the trace ring (0 = off). Defaults to the
+   * TYPEVISOR_SOFT_TRACE environment variable (see trace.ts and README).
+   */
+  traceDepth?: number;
+  /** Bit mask of exception vectors that dump the trace (default: TYPEVISOR_SOFT_TRACE_VECTORS, else #UD). */
+  traceVectors?: number;
+  /** Where trace dumps and the run summary go (default: stderr). */
+  traceOutput?: (text: string) => void;
+}
+
 export class SoftEngine implements Engine {
   readonly prefersUnpackedKernel = true;
   readonly name: EngineName = 'soft';
 
-  constructor(private readonly platformFactory?: SoftPlatformFactory) {}
+  constructor(
+    private readonly platformFactory?: SoftPlatformFactory,
+    private readonly options: SoftEngineOptions = {},
+  ) {}
 
   async createVm(options: VmOptions): Promise<EngineVm> {
     if (this.platformFactory === undefined) {
       throw new EngineUnavailableError('soft', 'no interrupt/timer platform is wired in (pass a SoftPlatformFactory)');
     }
-    return new SoftVm(options, this.platformFactory);
+    return new SoftVm(options, this.platformFactory, this.options);
   }
 }
 
@@ -91,8 +108,11 @@ export class SoftVm implements EngineVm {
   private paused = false;
   private destroyed = false;
   private inTick = false;
+  private readonly traceOutput: ((text: string) => void) | null = null;
+  private readonly startMs = performance.now();
+  private readonly startCpuUs = process.cpuUsage().user;
 
-  constructor(options: VmOptions, platformFactory: SoftPlatformFactory) {
+  constructor(options: VmOptions, platformFactory: SoftPlatformFactory, debug: SoftEngineOptions = {}) {
     if (!Number.isInteger(options.vcpuCount) || options.vcpuCount < 1 || options.vcpuCount > 255) {
       throw new RangeError(`soft engine: vcpuCount ${options.vcpuCount} must be 1..255`);
     }
@@ -107,6 +127,16 @@ export class SoftVm implements EngineVm {
       this.cpus.push(cpu);
     }
     this.vcpus = this.cpus.map((c) => new SoftVcpu(this, c));
+    const depth = debug.traceDepth ?? traceDepthFromEnv(process.env.TYPEVISOR_SOFT_TRACE);
+    if (depth > 0) {
+      const out = debug.traceOutput ?? ((t: string): void => { process.stderr.write(t); });
+      this.traceOutput = out;
+      const vectors = debug.traceVectors ?? traceVectorsFromEnv(process.env.TYPEVISOR_SOFT_TRACE_VECTORS);
+      for (const cpu of this.cpus) {
+        cpu.trace = new SoftTrace(depth, out);
+        cpu.trace.dumpVectors = vectors;
+      }
+    }
     for (const block of this.platform.ports) {
       for (let p = block.base; p < block.base + block.length && p < 0x10000; p++) this.portBlocks[p] = block;
     }
@@ -229,6 +259,12 @@ export class SoftVm implements EngineVm {
   }
 
   private finish(exit: VmExit): void {
+    if (this.traceOutput !== null) {
+      const seconds = (performance.now() - this.startMs) / 1000;
+      const total = this.cpus.reduce((n, c) => n + c.instructions, 0);
+      const cpuSeconds = (process.cpuUsage().user - this.startCpuUs) / 1e6;
+      this.traceOutput(`soft trace: ${exit.kind}: ${total} instructions in ${seconds.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU (${(total / cpuSeconds / 1e6).toFixed(1)} MIPS per CPU-second)\n`);
+    }
     const resolve = this.resolveRun;
     this.resolveRun = null;
     this.clearTimers();

@@ -42,6 +42,10 @@ const F1_EDX =
 const F1_EDX_APIC = 1 << 9;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
+// CPUID.7.0:EBX: IA32_TSC_ADJUST.
+const F7_EBX = 1 << 1;
+// CPUID.80000007:EDX: invariant TSC (the TSC follows the host's monotonic clock at a fixed rate).
+const F87_EDX = 1 << 8;
 // CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
 const F81_ECX = 1 << 0;
 const F81_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
@@ -62,11 +66,13 @@ export function cpuid(c: Cpu): void {
       cc = F1_ECX;
       d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
       break;
+    case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
     case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
     case 0x16: a = Math.round(tscHz / 1e6); b = a; cc = 100; break;
     case 0x40000000: a = 0x40000010; b = ascii4(HV_VENDOR, 0); cc = ascii4(HV_VENDOR, 4); d = ascii4(HV_VENDOR, 8); break;
     case 0x40000010: a = Math.round(tscHz / 1000); break;
     case 0x80000000: a = 0x80000008; break;
+    case 0x80000007: d = F87_EDX; break;
     case 0x80000001: cc = F81_ECX; d = F81_EDX; break;
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const at = (leaf - 0x80000002) * 16;
@@ -84,9 +90,9 @@ export function cpuid(c: Cpu): void {
 
 /** Sets msrOut from a signed canonical number. */
 function out64(c: Cpu, v: number): void {
-  const u = v < 0 ? v + 2 ** 64 : v;
-  c.msrOut[0] = u % TWO32;
-  c.msrOut[1] = Math.floor(u / TWO32);
+  // Uint32Array stores wrap modulo 2^32, so the signed halves are exact (v + 2^64 would not be).
+  c.msrOut[0] = v % TWO32;
+  c.msrOut[1] = Math.floor(v / TWO32);
 }
 
 function isCanonical(v: number): boolean {
@@ -104,6 +110,7 @@ export function readMsr(c: Cpu, msr: number): boolean {
       if (msr === 0x1b) { o[0] = c.apicBase; return true; }
       return false;
     case 0x3a: o[0] = 1; return true; // IA32_FEATURE_CONTROL: locked, VMX off
+    case 0x3b: out64(c, c.tscAdjust); return true; // IA32_TSC_ADJUST
     case 0x8b: return true; // microcode revision
     case 0xfe: o[0] = 0x508; return true; // MTRRCAP: 8 variable ranges, fixed ranges, WC
     case 0x174: o[0] = c.sysenterCs; return true;
@@ -141,7 +148,16 @@ function isMtrr(msr: number): boolean {
 export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
   const v = (hi | 0) * TWO32 + (lo >>> 0);
   switch (msr) {
-    case 0x10: c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - c.rawTsc(); return true;
+    case 0x10: { // IA32_TSC: TSC_ADJUST moves by the same amount as the TSC (SDM 17.17.3)
+      const before = c.tsc();
+      c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - c.rawTsc();
+      c.tscAdjust += c.tsc() - before;
+      return true;
+    }
+    case 0x3b: // IA32_TSC_ADJUST: the TSC moves by the change
+      c.tscOffset += v - c.tscAdjust;
+      c.tscAdjust = v;
+      return true;
     case 0x1b: case 0x6e0:
       if (c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
       if (msr === 0x1b) { c.apicBase = lo >>> 0; return true; }
