@@ -50,9 +50,9 @@ export function bootUnderSoft(kernel: string, initrd: string, timeoutMs: number)
   return bootOnce(process.execPath, [CLI, 'run', '--engine', 'soft', '--memory', '256M', '--kernel', kernel, '--initrd', initrd, '--append', 'console=ttyS0'], timeoutMs);
 }
 
-export function bootUnderQemuTcg(kernel: string, initrd: string, timeoutMs: number): Promise<BootResult> {
+export function bootUnderQemuTcg(kernel: string, initrd: string, timeoutMs: number, machine: 'microvm' | 'pc' = 'microvm'): Promise<BootResult> {
   return bootOnce(QEMU_BINARY, [
-    '-M', 'microvm', '-accel', 'tcg', '-m', '256', '-nodefaults', '-no-user-config', '-display', 'none',
+    '-M', machine, '-accel', 'tcg', '-m', '256', '-nodefaults', '-no-user-config', '-display', 'none',
     '-serial', 'stdio', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', 'console=ttyS0',
   ], timeoutMs);
 }

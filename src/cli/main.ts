@@ -15,6 +15,7 @@ import type { AssetsAction, RootfsCommand, RunCommand } from './args.js';
 import { AssetsUnavailableError } from '../assets/debian-packages.js';
 import { listDefaultGuests, prepareDefaultGuest, removeCachedAssets } from '../assets/default-guest.js';
 import { cacheDirectory } from '../assets/cache.js';
+import { READY_BANNER } from '../assets/initramfs.js';
 import { buildRootfs, listRootfsImages, RootfsError } from '../assets/rootfs.js';
 import { formatImageSize } from '../assets/rootfs-config.js';
 
@@ -109,16 +110,24 @@ async function runCommand(command: RunCommand): Promise<number> {
     if (e instanceof AssetsUnavailableError) return fail(e.message);
     throw e;
   }
-  return runVm({ ...c, kernelPath: guest.kernelPath, initrdPath: c.initrdPath ?? guest.initrdPath, cmdline: c.cmdline ?? guest.cmdline });
+  const mib = Math.round(c.memoryBytes / (1024 * 1024));
+  progress(`booting the default Debian guest (kernel ${guest.kernelRelease}, ${mib} MiB, ${c.cpus} vCPU${c.cpus === 1 ? '' : 's'})`);
+  return runVm(
+    { ...c, kernelPath: guest.kernelPath, initrdPath: c.initrdPath ?? guest.initrdPath, cmdline: c.cmdline ?? guest.cmdline },
+    c.initrdPath === undefined ? READY_BANNER : undefined,
+  );
 }
 
-async function runVm(config: VmConfig): Promise<number> {
+async function runVm(config: VmConfig, readyMarker?: string): Promise<number> {
   let vm: VirtualMachine;
   try {
     vm = await VirtualMachine.create({
       ...config,
       onConsoleOutput: (bytes) => process.stdout.write(bytes),
       onNotice: (line) => process.stderr.write(`typevisor: ${line}\n`),
+      ...(readyMarker !== undefined
+        ? { readyMarker, onReady: (ms: number) => process.stderr.write(`typevisor: guest is up after ${Math.round(ms)} ms\r\n`) }
+        : {}),
     });
   } catch (e) {
     if (e instanceof VmSetupError) return fail(e.message);

@@ -28,6 +28,9 @@ export async function loadEngine(name: EngineName): Promise<Engine> {
   return new SoftEngine((options) => createSoftPlatform({ ...options, activeLowPins }));
 }
 
+/** Above this many ns per simple instruction, a KVM is emulating rather than running guests on hardware. */
+const HARDWARE_SPEED_NS = 20;
+
 function formatNs(ns: number): string {
   return ns >= 1000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(ns < 10 ? 2 : 0)} ns`;
 }
@@ -49,6 +52,8 @@ export async function selectEngine(choice: EngineChoice): Promise<EngineSelectio
   timings.sort((a, b) => a.ns - b.ns);
   const best = timings[0];
   const measured = timings.map((t) => `${t.engine.name} ${formatNs(t.ns)}/instruction`).join(', ');
-  const why = problems.length > 0 ? `; ${problems.join('; ')}` : '';
+  const kvm = timings.find((t) => t.engine.name === 'kvm');
+  const slowKvm = kvm !== undefined && kvm.ns > HARDWARE_SPEED_NS ? '; kvm is not running guests at hardware speed here (nested or emulated)' : '';
+  const why = `${slowKvm}${problems.length > 0 ? `; ${problems.join('; ')}` : ''}`;
   return { engine: best.engine, reason: `auto chose ${best.engine.name}: fastest measured (${measured})${why}` };
 }

@@ -34,6 +34,12 @@ export interface VirtualMachineOptions extends VmConfig {
   onConsoleOutput?: (bytes: Uint8Array) => void;
   /** Receives one-line notices (which engine was chosen and why, boot timing). */
   onNotice?: (line: string) => void;
+  /**
+   * Text the guest prints on its console once it is up (the default guest's
+   * init prints one); when it appears, `onReady` gets the milliseconds since create().
+   */
+  readyMarker?: string;
+  onReady?: (msSinceCreate: number) => void;
 }
 
 /** The largest kernel or initrd file typevisor will read. */
@@ -148,7 +154,23 @@ export class VirtualMachine {
     this.engineReason = engineReason;
     this.kernelKind = kernelKind;
     const sink = config.onConsoleOutput ?? (() => undefined);
-    this.console = new ConsoleOutputBuffer(sink);
+    const marker = config.readyMarker;
+    if (marker === undefined || marker === '') {
+      this.console = new ConsoleOutputBuffer(sink);
+    } else {
+      // Scan each flushed chunk (not each byte), keeping a tail so a marker split across chunks is found.
+      let tail = '';
+      let seen = false;
+      this.console = new ConsoleOutputBuffer((bytes) => {
+        sink(bytes);
+        if (seen) return;
+        tail = (tail + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')).slice(-(marker.length + 4096));
+        if (tail.includes(marker)) {
+          seen = true;
+          config.onReady?.(performance.now() - this.createdAt);
+        }
+      });
+    }
   }
 
   /** Validates the inputs, chooses the engine and builds the first boot. Throws VmSetupError for bad input. */
