@@ -1125,8 +1125,8 @@ export class Cpu {
     if (long) {
       let rsp: number;
       let newSs = oldSs;
-      if (ist !== 0) rsp = this.readTss64(0x24 + 8 * (ist - 1));
-      else if (newCpl < this.cpl) rsp = this.readTss64(4 + 8 * newCpl);
+      if (ist !== 0) rsp = this.readTss64(0x24 + 8 * (ist - 1), ext);
+      else if (newCpl < this.cpl) rsp = this.readTss64(4 + 8 * newCpl, ext);
       else rsp = oldSp;
       if (newCpl < this.cpl) newSs = newCpl; // null selector with RPL = new CPL
       rsp -= rsp % 16 === 0 ? 0 : ((rsp % 16) + 16) % 16;
@@ -1222,8 +1222,9 @@ export class Cpu {
     this.sysWrite((this.segBase[SS] + (sp & 0xffff)) >>> 0, 2, v & 0xffff);
   }
 
-  /** Reads a 64-bit field of the 64-bit TSS as a number. */
-  private readTss64(offset: number): number {
+  /** Reads a 64-bit stack-pointer field of the 64-bit TSS as a number; #TS(TR selector) if it lies beyond the TSS limit. */
+  private readTss64(offset: number, ext: number): number {
+    if (offset + 7 > this.segLimit[TR]) this.raise(X_TS, (this.segSel[TR] & 0xfffc) + ext);
     const base = this.segBase[TR];
     const lo = this.sysRead(base + offset, 4) >>> 0;
     const hi = this.sysRead(base + offset + 4, 4) | 0;
