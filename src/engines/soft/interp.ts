@@ -13,10 +13,10 @@ import {
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
 import {
-  D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
+  D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
-  addrSize, alu, effectiveAddress, incDec, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
+  addrSize, alu, eaHi, eaLo, effectiveAddress, incDec, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
@@ -195,7 +195,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       if ((f & F_MOD3) !== 0) return ud(c);
       const ea = leaAddress(c, r, b);
       const size = osz(f);
-      writeReg(c, r[b + D_REG], size, f, ea % TWO32 | 0, Math.floor(ea / TWO32) | 0);
+      // 64-bit address size: the exact halves; otherwise the offset is below 2^32.
+      const wide = ((f >> F_ASIZE_SHIFT) & 3) === 2;
+      writeReg(c, r[b + D_REG], size, f, wide ? eaLo : ea | 0, wide ? eaHi : 0);
       return;
     }
     case 0x8e: { // MOV Sreg,Ew
@@ -641,8 +643,7 @@ function leaAddress(c: Cpu, r: Int32Array, b: number): number {
   try { ea = effectiveAddress(c, r, b); } finally { r[b + D_FLAGS] = saved; }
   const size = osz(f);
   if (size === 2) return ea & 0xffff;
-  if (size === 4) return ea >>> 0;
-  return ea < 0 ? ea + 2 ** 64 : ea;
+  return ea >>> 0;
 }
 
 function xchgAcc(c: Cpu, r: Int32Array, b: number, f: number): void {

@@ -13,8 +13,6 @@ import {
 } from './decoder.js';
 
 const TWO32 = 0x1_0000_0000;
-const TWO63 = 2 ** 63;
-const TWO64 = 2 ** 64;
 
 /** Operand size in bytes (2, 4 or 8) from decoder flags. */
 export function opSize(f: number): number {
@@ -26,6 +24,14 @@ export function addrSize(f: number): number {
   return 2 << ((f >> F_ASIZE_SHIFT) & 3);
 }
 
+/**
+ * The two 32-bit halves of the last 64-bit-address-size offset computed by
+ * effectiveAddress() (exact modulo 2^64, before any segment base): LEA needs
+ * them, since a non-canonical offset does not fit a number exactly.
+ */
+export let eaLo = 0;
+export let eaHi = 0;
+
 /** The linear address of the memory operand of record `b`. */
 export function effectiveAddress(c: Cpu, r: Int32Array, b: number): number {
   const f = r[b + D_FLAGS];
@@ -35,11 +41,22 @@ export function effectiveAddress(c: Cpu, r: Int32Array, b: number): number {
   let off = r[b + D_DISP];
   const seg = (f >> F_SEG_SHIFT) & 7;
   if (asz === 2) {
-    if (base >= 0) off += c.hi[base] * TWO32 + (c.lo[base] >>> 0);
-    if (index >= 0) off += (c.hi[index] * TWO32 + (c.lo[index] >>> 0)) * (1 << r[b + D_SCALE]);
-    if ((f & F_RIPREL) !== 0) off += c.nextRip;
-    if (off >= TWO63) off -= TWO64;
-    else if (off < -TWO63) off += TWO64;
+    // Exact 64-bit sum in halves (a sum of doubles loses low bits beyond 2^53).
+    let lo = off >>> 0;
+    let hi = off >> 31;
+    if (base >= 0) { lo += c.lo[base] >>> 0; hi += c.hi[base]; }
+    if (index >= 0) {
+      const s = r[b + D_SCALE];
+      const il = c.lo[index];
+      lo += (il << s) >>> 0;
+      hi += s === 0 ? c.hi[index] : (c.hi[index] << s) | (il >>> (32 - s));
+    }
+    if ((f & F_RIPREL) !== 0) { const rip = c.nextRip; lo += rip >>> 0; hi += Math.floor(rip / TWO32); }
+    const carry = Math.floor(lo / TWO32);
+    eaLo = lo | 0;
+    eaHi = (hi + carry) | 0;
+    // Exact for canonical offsets; a non-canonical one stays non-canonical (|value| >= 2^47) after rounding.
+    off = eaHi * TWO32 + (eaLo >>> 0);
     return seg === SEG_FLAT ? off : off + c.segBase[seg];
   }
   if (asz === 1) {

@@ -25,3 +25,14 @@ void test('#TS(TSS selector) when the IST slot of a 64-bit gate lies beyond the 
   // kvm_pvm cannot run INT n (emulation failure), so this is checked against the SDM only.
   await check([{ name: 'int via IST7 outside a 0x2f-byte TSS', asm: 'fault_ip: int 0x41', expect: { vector: 10, error: 0x28, faultAtLabel: true } }], false);
 });
+void test('effective addresses and LEA are exact with 64-bit registers beyond 2^53', async () => {
+  await check([
+    { name: 'lea r32 of non-canonical sums', asm: 'lea r8d, [rax*4+0]\nlea ebp, [rdx+0]\nlea r12w, [rdx+r8*4-128]', regs: { rax: 0x7fffffffffffffffn, rdx: 0xd80427a0b68431c1n },
+      expect: { regs: { r8: 0xfffffffcn, rbp: 0xb68431c1n, r12: (0xb68431c1n + 0xfffffffcn * 4n - 128n) & 0xffffn } } },
+    { name: 'lea r64 wraps modulo 2^64', asm: 'lea rax, [rbx+rcx*8+0x10]', regs: { rbx: 0x8000000000000001n, rcx: 0x1000000000000001n },
+      expect: { regs: { rax: (0x8000000000000001n + 0x8000000000000008n + 0x10n) & M64 } } },
+    { name: 'a memory operand whose non-canonical parts sum to a canonical address',
+      asm: 'mov qword ptr [r15+0x200], 0x1234\nlea rbx, [r15+0x200]\nbtc rbx, 63\nmov rax, [rbx+rcx]', regs: { rcx: 0x8000000000000000n }, undefinedFlags: F.OF | F.SF | F.AF | F.PF | F.CF,
+      expect: { regs: { rax: 0x1234n } } },
+  ]);
+});
