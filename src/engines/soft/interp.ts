@@ -1246,9 +1246,13 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
   const size = osz(f);
   const bits = size * 8;
   let bitOff: number;
-  if (immBit >= 0) bitOff = immBit & (bits - 1);
+  // The bit position inside the operand comes from the exact low bits (a 64-bit
+  // offset as a number is rounded beyond 2^53); bitOff only selects the memory unit.
+  let bitLow: number;
+  if (immBit >= 0) bitOff = bitLow = immBit & (bits - 1);
   else {
     const n = r[b + D_REG];
+    bitLow = c.lo[n];
     bitOff = size === 8 ? c.reg64(n) : size === 4 ? c.lo[n] : (c.lo[n] << 16) >> 16;
   }
   let a: number;
@@ -1256,7 +1260,7 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
   let lin = 0;
   const mem = (f & F_MOD3) === 0;
   if (!mem) {
-    bitOff &= bits - 1;
+    bitOff = bitLow & (bits - 1);
     a = readReg(c, r[b + D_RM], size, f);
     aHi = c.rdHi;
   } else {
@@ -1264,7 +1268,7 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
     if (immBit < 0) {
       const unitIndex = Math.floor(bitOff / bits);
       lin = c.linWrap(lin + unitIndex * size);
-      bitOff -= unitIndex * bits;
+      bitOff = bitLow & (bits - 1);
     }
     a = readMem(c, lin, size);
     aHi = c.rdHi;

@@ -36,3 +36,7 @@ void test('effective addresses and LEA are exact with 64-bit registers beyond 2^
       expect: { regs: { rax: 0x1234n } } },
   ]);
 });
+void test('BT/BTS/BTR/BTC with a 64-bit register bit offset use its exact low bits', async () => {
+  await check([{ name: 'btr rsi, rsi', asm: 'btr rsi, rsi\nbts rax, rcx', regs: { rsi: 0x609e69d92d7b160bn, rcx: 0x7fffffffffffff3fn }, undefinedFlags: F.OF | F.SF | F.AF | F.PF,
+    expect: { regs: { rsi: 0x609e69d92d7b160bn, rax: 0x8000000000000000n } } }]);
+});
