@@ -461,8 +461,15 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       const vHi = size === 8 ? c.rdHi : 0;
       const sum = alu(c, 0, size, a, aHi, v, vHi);
       const sumHi = c.resHi;
-      writeRmAfterRead(c, r, b, size, sum, sumHi);
-      writeReg(c, n, size, f, a, aHi);
+      // SRC <- DEST, then DEST <- sum (so XADD r, r with one register leaves the sum);
+      // a memory destination is written first so a faulting write changes no register.
+      if ((f & F_MOD3) !== 0) {
+        writeReg(c, n, size, f, a, aHi);
+        writeReg(c, r[b + D_RM], size, f, sum, sumHi);
+      } else {
+        writeRmAfterRead(c, r, b, size, sum, sumHi);
+        writeReg(c, n, size, f, a, aHi);
+      }
       return;
     }
     case OP_MAP_0F | 0xc7: group9(c, r, b, f); return;

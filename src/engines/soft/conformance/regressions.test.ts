@@ -40,3 +40,7 @@ void test('BT/BTS/BTR/BTC with a 64-bit register bit offset use its exact low bi
   await check([{ name: 'btr rsi, rsi', asm: 'btr rsi, rsi\nbts rax, rcx', regs: { rsi: 0x609e69d92d7b160bn, rcx: 0x7fffffffffffff3fn }, undefinedFlags: F.OF | F.SF | F.AF | F.PF,
     expect: { regs: { rsi: 0x609e69d92d7b160bn, rax: 0x8000000000000000n } } }]);
 });
+void test('XADD with the same register as both operands leaves the sum', async () => {
+  await check([{ name: 'xadd r8w, r8w', asm: 'xadd r8w, r8w\nxadd eax, eax', regs: { r8: 0xac72716f3d5f479en, rax: 0x1234567880000001n },
+    expect: { regs: { r8: 0xac72716f3d5f8f3cn, rax: 2n } } }]);
+});
