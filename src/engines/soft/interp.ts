@@ -1069,7 +1069,11 @@ function loop(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
 function shiftGroup(c: Cpu, r: Int32Array, b: number, size: number, sub: number, count: number): void {
   const a = readRm(c, r, b, size);
   const aHi = size === 8 ? c.rdHi : 0;
-  if (count === 0) return;
+  if (count === 0) {
+    // Flags and value unchanged, but a 32-bit register destination is still written (upper half cleared).
+    if (size === 4) zeroExtendRm32(c, r, b, a);
+    return;
+  }
   const bits = size * 8;
   let res: number;
   let resHi = 0;
@@ -1185,6 +1189,12 @@ function bit64(lo: number, hi: number, pos: number): number {
   return pos >= 32 ? (hi >>> (pos - 32)) & 1 : (lo >>> pos) & 1;
 }
 
+/** A 32-bit register r/m operand is written back unchanged, which clears its upper half (count-0 shifts). */
+function zeroExtendRm32(c: Cpu, r: Int32Array, b: number, v: number): void {
+  const f = r[b + D_FLAGS];
+  if ((f & F_MOD3) !== 0) writeReg(c, r[b + D_RM], 4, f, v, 0);
+}
+
 function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean, countIn: number): void {
   const size = osz(f);
   const count = countIn & (size === 8 ? 63 : 31);
@@ -1192,7 +1202,10 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
   const aHi = size === 8 ? c.rdHi : 0;
   const src = readReg(c, r[b + D_REG], size, f);
   const srcHi = size === 8 ? c.rdHi : 0;
-  if (count === 0) return;
+  if (count === 0) {
+    if (size === 4) zeroExtendRm32(c, r, b, a);
+    return;
+  }
   const bits = size * 8;
   let res: number;
   let resHi = 0;
@@ -1222,12 +1235,14 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
     const wide = right ? ((us << 16) | ua) >>> 0 : ((ua << 16) | us) >>> 0;
     res = right ? (wide >>> (count - 16)) & 0xffff : (wide << (count - 16)) >>> 16 & 0xffff;
     cf = 0;
-  } else if (!right) {
-    cf = Math.floor(ua / 2 ** (bits - count)) & 1;
-    res = trunc(ua * 2 ** count + Math.floor(us / 2 ** (bits - count)), size);
+  } else if (size === 4) {
+    // Integer shifts (count 1..31): products of doubles lose bits beyond 2^53.
+    cf = right ? (ua >>> (count - 1)) & 1 : (ua >>> (32 - count)) & 1;
+    res = right ? (ua >>> count) | (us << (32 - count)) : (ua << count) | (us >>> (32 - count));
   } else {
-    cf = Math.floor(ua / 2 ** (count - 1)) & 1;
-    res = trunc(Math.floor(ua / 2 ** count) + (us * 2 ** (bits - count)) % 2 ** bits, size);
+    // 16 bits, count 1..16, on the 32-bit concatenation.
+    cf = right ? (ua >>> (count - 1)) & 1 : (ua >>> (16 - count)) & 1;
+    res = right ? ((((us << 16) | ua) >>> count) & 0xffff) : ((((ua << 16) | us) << count) >>> 16) & 0xffff;
   }
   const of = (((res ^ ua) >>> (bits - 1)) & 1);
   writeRmAfterRead(c, r, b, size, res, 0);

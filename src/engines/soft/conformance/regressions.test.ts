@@ -44,3 +44,12 @@ void test('XADD with the same register as both operands leaves the sum', async (
   await check([{ name: 'xadd r8w, r8w', asm: 'xadd r8w, r8w\nxadd eax, eax', regs: { r8: 0xac72716f3d5f479en, rax: 0x1234567880000001n },
     expect: { regs: { r8: 0xac72716f3d5f8f3cn, rax: 2n } } }]);
 });
+void test('32-bit shifts by a masked count of 0 clear bits 63:32; SHLD/SHRD r32 with large counts are exact', async () => {
+  await check([
+    { name: 'count 0', asm: 'shl eax, 0\nror ebx, 32\nshld ecx, edx, 0\nshl esi, cl\nrcl edi, 0', regs: { rax: M64, rbx: M64, rcx: 0xffffffff00000020n, rsi: M64, rdi: M64 }, flags: F.CF | F.OF,
+      expect: { regs: { rax: 0xffffffffn, rbx: 0xffffffffn, rcx: 0x20n, rsi: 0xffffffffn, rdi: 0xffffffffn }, flagsSet: F.CF | F.OF } },
+    { name: 'shld/shrd 32-bit, counts 25-31', asm: 'shld ebp, r11d, 31\nshrd ecx, edx, 29\nshld dword ptr [r15+0x200], r8d, 25', undefinedFlags: F.AF | F.OF,
+      regs: { rbp: 0x40eefb53n, r11: 0x5b3ea5edn, rcx: 0x12345679n, rdx: 0xfedcba98n, r8: 0xffffffffn },
+      expect: { regs: { rbp: ((0x40eefb53n << 31n) | (0x5b3ea5edn >> 1n)) & 0xffffffffn, rcx: ((0x12345679n >> 29n) | (0xfedcba98n << 3n)) & 0xffffffffn } } },
+  ]);
+});
