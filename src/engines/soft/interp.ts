@@ -1314,7 +1314,10 @@ function bitScan(c: Cpu, r: Int32Array, b: number, f: number, reverse: boolean):
   const vHi = size === 8 ? c.rdHi : 0;
   const lo = size === 2 ? v & 0xffff : v;
   if ((lo | vHi) === 0) {
-    c.setFlags(ZF, ZF); // destination unchanged (as real CPUs do)
+    // Destination value unchanged (as real CPUs do); with a 32-bit operand the
+    // register is still written, so its upper half is cleared (what the host's kvm does).
+    if (size === 4) writeReg(c, r[b + D_REG], 4, f, c.lo[r[b + D_REG]], 0);
+    c.setFlags(ZF, ZF);
     return;
   }
   let idx: number;
