@@ -163,6 +163,8 @@ export class Cpu {
   // ---- Exception state ----
   excVector = 0;
   excError = -1;
+  /** RF while a fault is being delivered (it goes into the saved RFLAGS image), else 0. */
+  private faultRf = 0;
   /** Vector being delivered (for double-fault detection), or -1. */
   private delivering = -1;
 
@@ -958,11 +960,15 @@ export class Cpu {
         }
       }
       this.delivering = vector;
+      // A fault saves RFLAGS with RF set (SDM Vol. 3 "Resume Flag"), so IRET to the faulting instruction skips its instruction breakpoint.
+      this.faultRf = RF;
       try {
         this.deliver(vector, error, false, this.rip);
         this.delivering = -1;
+        this.faultRf = 0;
         return;
       } catch (e) {
+        this.faultRf = 0;
         if (e !== FAULT) { this.delivering = -1; throw e; }
         vector = this.excVector;
         error = this.excError;
@@ -1065,7 +1071,7 @@ export class Cpu {
    * `returnRip` is pushed as the return address.
    */
   deliver(vector: number, error: number, software: boolean, returnRip: number): void {
-    const flagsNow = this.getFlags();
+    const flagsNow = this.getFlags() | this.faultRf;
     if ((this.cr0 & CR0_PE) === 0) {
       // Real mode: IVT entry of 4 bytes.
       if (vector * 4 + 3 > this.idtLimit) this.raise(X_GP, 0);

@@ -58,3 +58,9 @@ void test('BSF/BSR r32 with a zero source keep the low half and clear the upper 
   await check([{ name: 'bsf/bsr zero', asm: 'bsf eax, ebx\nbsr ecx, ebx', regs: { rax: 0xdeadbeefcafef00dn, rcx: M64 }, undefinedFlags: F.CF | F.OF | F.SF | F.AF | F.PF,
     expect: { regs: { rax: 0xcafef00dn, rcx: 0xffffffffn }, flagsSet: F.ZF } }], false);
 });
+void test('a fault saves RFLAGS with RF set', async () => {
+  await check([
+    { name: '#DE', asm: 'fault_ip: div rcx', regs: { rax: 5n }, flags: F.CF, undefinedFlags: ARITH, expect: { vector: 0, faultAtLabel: true, savedFlagsSet: F.RF | F.CF } },
+    { name: '#PF', asm: 'fault_ip: mov rax, [rbx]', regs: { rbx: 0x40000000n }, expect: { vector: 14, error: 0, cr2: 0x40000000n, faultAtLabel: true, savedFlagsSet: F.RF } },
+  ]);
+});
