@@ -528,6 +528,16 @@ export class Cpu {
     this.writeSlow(lin + 4, 4, hi);
   }
 
+  /** Checks that `size` bytes at `lin` may be written (TLB hit, or a page walk that raises the write fault). */
+  probeWrite(lin: number, size: number): void {
+    const idx = this.wrSet + ((lin >>> 12) & TLB_MASK);
+    const off = lin & 0xfff;
+    if (this.tlbTag[idx] === lin - off && off + size <= 0x1000) return;
+    const user = this.cpl === 3;
+    this.translate(lin, ACC_WRITE, user);
+    if (off + size > 0x1000) this.translate(this.linWrap(lin + size - 1), ACC_WRITE, user);
+  }
+
   /** Reads 1, 2 or 4 bytes (little-endian) on the slow path. */
   readSlow(lin: number, size: number): number {
     const user = this.cpl === 3;

@@ -16,7 +16,7 @@ import {
   D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
-  addrSize, alu, eaHi, eaLo, effectiveAddress, incDec, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
+  addrSize, alu, eaHi, eaLo, effectiveAddress, incDec, readMem, readReg, readRm, readRmRmw, signExtend, trunc, writeMem, writeReg,
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
@@ -454,7 +454,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case OP_MAP_0F | 0xbc: case OP_MAP_0F | 0xbd: bitScan(c, r, b, f, op === (OP_MAP_0F | 0xbd)); return;
     case OP_MAP_0F | 0xc0: case OP_MAP_0F | 0xc1: { // XADD
       const size = op === (OP_MAP_0F | 0xc0) ? 1 : osz(f);
-      const a = readRm(c, r, b, size);
+      const a = readRmRmw(c, r, b, size);
       const aHi = size === 8 ? c.rdHi : 0;
       const n = r[b + D_REG];
       const v = readReg(c, n, size, f);
@@ -522,7 +522,7 @@ function group1(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
     if (kind !== 7) { c.lo[m] = res; c.hi[m] = 0; }
     return;
   }
-  const a = readRm(c, r, b, size);
+  const a = (kind === 7 ? readRm(c, r, b, size) : readRmRmw(c, r, b, size));
   const aHi = c.rdHi;
   const res = alu(c, kind, size, a, size === 8 ? aHi : 0, trunc(imm, size), imm >> 31);
   if (kind !== 7) writeRmAfterRead(c, r, b, size, res, c.resHi);
@@ -625,7 +625,7 @@ function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
       if (kind !== 7) writeReg(c, m, size, f, res, c.resHi);
       return;
     }
-    const a = readRm(c, r, b, size);
+    const a = (kind === 7 ? readRm(c, r, b, size) : readRmRmw(c, r, b, size));
     const aHi = c.rdHi;
     const v = readReg(c, n, size, f);
     const res = alu(c, kind, size, a, aHi, v, c.rdHi);
@@ -713,7 +713,7 @@ function imulReg(c: Cpu, r: Int32Array, b: number, f: number, op: number): void 
 
 function group3(c: Cpu, r: Int32Array, b: number, size: number): void {
   const sub = r[b + D_REG] & 7;
-  const a = readRm(c, r, b, size);
+  const a = (sub === 2 || sub === 3 ? readRmRmw(c, r, b, size) : readRm(c, r, b, size));
   const aHi = size === 8 ? c.rdHi : 0;
   switch (sub) {
     case 0: case 1: { // TEST
@@ -844,7 +844,7 @@ function group45(c: Cpu, r: Int32Array, b: number, f: number, size: number): voi
     return;
   }
   if (sub <= 1) {
-    const a = readRm(c, r, b, size);
+    const a = readRmRmw(c, r, b, size);
     const aHi = size === 8 ? c.rdHi : 0;
     const res = incDec(c, sub === 1, size, a, aHi);
     writeRmAfterRead(c, r, b, size, res, c.resHi);
@@ -1067,7 +1067,7 @@ function loop(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
 }
 
 function shiftGroup(c: Cpu, r: Int32Array, b: number, size: number, sub: number, count: number): void {
-  const a = readRm(c, r, b, size);
+  const a = readRmRmw(c, r, b, size);
   const aHi = size === 8 ? c.rdHi : 0;
   if (count === 0) {
     // Flags and value unchanged, but a 32-bit register destination is still written (upper half cleared).
@@ -1198,7 +1198,7 @@ function zeroExtendRm32(c: Cpu, r: Int32Array, b: number, v: number): void {
 function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean, countIn: number): void {
   const size = osz(f);
   const count = countIn & (size === 8 ? 63 : 31);
-  const a = readRm(c, r, b, size);
+  const a = readRmRmw(c, r, b, size);
   const aHi = size === 8 ? c.rdHi : 0;
   const src = readReg(c, r[b + D_REG], size, f);
   const srcHi = size === 8 ? c.rdHi : 0;
@@ -1292,6 +1292,7 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
       lin = c.linWrap(lin + unitIndex * size);
       bitOff = bitLow & (bits - 1);
     }
+    if (kind !== 0) c.probeWrite(lin, size); // BTS/BTR/BTC: fault before CF changes
     a = readMem(c, lin, size);
     aHi = c.rdHi;
   }
@@ -1328,7 +1329,7 @@ function bitScan(c: Cpu, r: Int32Array, b: number, f: number, reverse: boolean):
 }
 
 function cmpxchg(c: Cpu, r: Int32Array, b: number, f: number, size: number): void {
-  const dst = readRm(c, r, b, size);
+  const dst = readRmRmw(c, r, b, size);
   const dstHi = size === 8 ? c.rdHi : 0;
   const acc = readReg(c, 0, size, f);
   const accHi = size === 8 ? c.rdHi : 0;

@@ -114,6 +114,20 @@ export function readRm(c: Cpu, r: Int32Array, b: number, size: number): number {
   return readMem(c, lin, size);
 }
 
+/**
+ * readRm for read-modify-write instructions: a memory operand is also checked
+ * for write access first, so a write fault (#PF on a read-only page) is raised
+ * before the instruction changes any flag.
+ */
+export function readRmRmw(c: Cpu, r: Int32Array, b: number, size: number): number {
+  const f = r[b + D_FLAGS];
+  if ((f & F_MOD3) !== 0) return readReg(c, r[b + D_RM], size, f);
+  const lin = effectiveAddress(c, r, b);
+  c.lastLin = lin;
+  c.probeWrite(lin, size);
+  return readMem(c, lin, size);
+}
+
 /** Writes the r/m operand after readRm (memory: to c.lastLin). */
 export function writeRmAfterRead(c: Cpu, r: Int32Array, b: number, size: number, v: number, vHi: number): void {
   const f = r[b + D_FLAGS];

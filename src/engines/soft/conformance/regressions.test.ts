@@ -64,3 +64,11 @@ void test('a fault saves RFLAGS with RF set', async () => {
     { name: '#PF', asm: 'fault_ip: mov rax, [rbx]', regs: { rbx: 0x40000000n }, expect: { vector: 14, error: 0, cr2: 0x40000000n, faultAtLabel: true, savedFlagsSet: F.RF } },
   ]);
 });
+void test('read-modify-write instructions raise a write fault before changing flags', async () => {
+  const ro = 0x200008n; // the batch's read-only 2 MiB page
+  const cases: ConformanceCase[] = ['add dword ptr [rbx], eax', 'inc qword ptr [rbx]', 'neg byte ptr [rbx]', 'shl word ptr [rbx], 3', 'bts dword ptr [rbx], 3', 'xadd [rbx], eax', 'shld [rbx], eax, 4', 'sbb byte ptr [rbx], 1'].map((asm) => ({
+    name: asm, asm: `fault_ip: ${asm}`, regs: { rbx: ro, rax: 0x80000000n }, flags: F.PF,
+    expect: { vector: 14, error: 3, cr2: ro, faultAtLabel: true, flagsSet: F.PF, flagsClear: ARITH & ~F.PF },
+  }));
+  await check(cases);
+});
