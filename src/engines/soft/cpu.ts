@@ -404,10 +404,16 @@ export class Cpu {
     return s === 8 ? v : s === 4 ? v >>> 0 : v & 0xffff;
   }
 
+  /** A non-canonical stack address in 64-bit mode is #SS(0) (not the #GP(0) the page walk would raise). */
+  private checkStackCanonical(lin: number, size: number): void {
+    if (this.stackSize === 8 && (lin < -0x800000000000 || lin + size > 0x800000000000)) this.raise(X_SS, 0);
+  }
+
   /** Pushes `size` bytes (2, 4 or 8) of (hi:lo). */
   push(size: number, lo: number, hi: number): void {
     const sp = this.wrapSp(this.getSp() - size);
     const lin = this.stackLin(sp);
+    this.checkStackCanonical(lin, size);
     if (size === 8) this.wr64(lin, lo, hi);
     else if (size === 4) this.wr32(lin, lo);
     else this.wr16(lin, lo);
@@ -418,6 +424,7 @@ export class Cpu {
   pop(size: number): number {
     const sp = this.getSp();
     const lin = this.stackLin(sp);
+    this.checkStackCanonical(lin, size);
     let v: number;
     if (size === 8) v = this.rd64(lin);
     else if (size === 4) { v = this.rd32(lin); this.rdHi = 0; }

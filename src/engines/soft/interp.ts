@@ -13,7 +13,7 @@ import {
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
 import {
-  D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
+  D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_OVERRIDE, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
   addrSize, alu, eaHi, eaLo, effectiveAddress, incDec, readMem, readReg, readRm, readRmRmw, signExtend, trunc, writeMem, writeReg,
@@ -645,7 +645,8 @@ function leaAddress(c: Cpu, r: Int32Array, b: number): number {
   const f = r[b + D_FLAGS];
   // Compute with segment FLAT so no base is added.
   const saved = f;
-  r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT);
+  // (F_SEG_OVERRIDE too: LEA never faults, not even #SS for a non-canonical RBP-based offset.)
+  r[b + D_FLAGS] = (f & ~(7 << F_SEG_SHIFT)) | (SEG_FLAT << F_SEG_SHIFT) | F_SEG_OVERRIDE;
   let ea: number;
   try { ea = effectiveAddress(c, r, b); } finally { r[b + D_FLAGS] = saved; }
   const size = osz(f);

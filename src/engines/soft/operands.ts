@@ -6,10 +6,10 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_SBB, L_SUB, FS,
+  L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_SBB, L_SUB, FS, X_SS,
 } from './arch.js';
 import {
-  D_BASE, D_DISP, D_FLAGS, D_INDEX, D_RM, D_SCALE, F_ASIZE_SHIFT, F_MOD3, F_REX, F_RIPREL, F_SEG_SHIFT, SEG_FLAT,
+  D_BASE, D_DISP, D_FLAGS, D_INDEX, D_RM, D_SCALE, F_ASIZE_SHIFT, F_MOD3, F_REX, F_RIPREL, F_SEG_OVERRIDE, F_SEG_SHIFT, SEG_FLAT,
 } from './decoder.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -57,6 +57,9 @@ export function effectiveAddress(c: Cpu, r: Int32Array, b: number): number {
     eaHi = (hi + carry) | 0;
     // Exact for canonical offsets; a non-canonical one stays non-canonical (|value| >= 2^47) after rounding.
     off = eaHi * TWO32 + (eaLo >>> 0);
+    // A non-canonical stack reference (RSP/RBP base, no segment override) is #SS(0), not #GP(0).
+    // (An explicit SS: override on another base is not told apart from DS: in 64-bit mode here.)
+    if ((base === 4 || base === 5) && (f & F_SEG_OVERRIDE) === 0 && (off < -0x800000000000 || off >= 0x800000000000)) c.raise(X_SS, 0);
     return seg === SEG_FLAT ? off : off + c.segBase[seg];
   }
   if (asz === 1) {

@@ -72,3 +72,13 @@ void test('read-modify-write instructions raise a write fault before changing fl
   }));
   await check(cases);
 });
+void test('a non-canonical stack reference raises #SS(0), not #GP(0); LEA never faults', async () => {
+  await check([
+    { name: 'push', asm: 'mov rsp, rbx\nfault_ip: push rax', regs: { rbx: 0x0000800000000010n }, expect: { vector: 12, error: 0, faultAtLabel: true } },
+    { name: 'pop', asm: 'mov rsp, rbx\nfault_ip: pop rax', regs: { rbx: 0x0000800000000000n }, expect: { vector: 12, error: 0, faultAtLabel: true } },
+    { name: 'rbp base', asm: 'fault_ip: mov rax, [rbp+8]', regs: { rbp: 0x0000800000000000n }, expect: { vector: 12, error: 0, faultAtLabel: true } },
+    { name: 'rsp base', asm: 'mov rsp, rbx\nfault_ip: mov rax, [rsp]', regs: { rbx: 0x0000800000000000n }, expect: { vector: 12, error: 0, faultAtLabel: true } },
+    { name: 'other base stays #GP', asm: 'fault_ip: mov rax, [rsi+8]', regs: { rsi: 0x0000800000000000n }, expect: { vector: 13, error: 0, faultAtLabel: true } },
+    { name: 'lea', asm: 'lea rax, [rbp+8]', regs: { rbp: 0x0000800000000000n }, expect: { regs: { rax: 0x0000800000000008n } } },
+  ]);
+});
