@@ -1142,6 +1142,8 @@ export class Cpu {
     const newCpl = conforming ? this.cpl : dDpl;
     const oldSs = this.segSel[SS];
     const oldSp = long ? this.reg64(4) : this.getSp();
+    const oldSpLo = this.lo[4];
+    const oldSpHi = this.hi[4];
     const oldCs = this.segSel[CS];
     const newFlags = flagsNow & ~(TF | NT | RF | VM | (isTrap ? 0 : IF));
 
@@ -1160,7 +1162,9 @@ export class Cpu {
       this.sysWrite64(p, returnRip);
       this.sysWrite64(p + 8, oldCs);
       this.sysWrite64(p + 16, flagsNow);
-      this.sysWrite64(p + 24, oldSp);
+      // The old RSP from its exact halves (a non-canonical RSP does not fit a number exactly).
+      this.sysWrite(p + 24, 4, oldSpLo);
+      this.sysWrite(p + 28, 4, oldSpHi);
       this.sysWrite64(p + 32, oldSs);
       // Commit.
       const stackSwitch = newCpl < this.cpl;

@@ -82,3 +82,8 @@ void test('a non-canonical stack reference raises #SS(0), not #GP(0); LEA never 
     { name: 'lea', asm: 'lea rax, [rbp+8]', regs: { rbp: 0x0000800000000000n }, expect: { regs: { rax: 0x0000800000000008n } } },
   ]);
 });
+void test('the exception frame holds the exact non-canonical RSP', async () => {
+  // The stub reloads RSP from the frame, so the case's final RSP is the saved one.
+  await check([{ name: 'push at 0x8000000000000010', asm: 'mov rsp, rbx\nfault_ip: push rax', regs: { rbx: 0x8000000000000010n },
+    expect: { vector: 12, error: 0, faultAtLabel: true, regs: { rsp: 0x8000000000000010n } } }]);
+});
