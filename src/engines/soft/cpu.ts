@@ -764,7 +764,8 @@ export class Cpu {
     let n = 0;
     for (let level = levels - 1; level >= 0; level--) {
       const shift = 12 + 9 * level;
-      const indexInTable = shift >= 32 ? Math.floor(lin / 2 ** shift) & 0x1ff : (lin >>> shift) & 0x1ff;
+      // Shifts of 30 and up need bits above 31 (PDPT index = bits 38:30): not `>>>`, which truncates to 32 bits.
+      const indexInTable = shift >= 30 ? Math.floor(lin / 2 ** shift) & 0x1ff : (lin >>> shift) & 0x1ff;
       entryAddr = tableBase + indexInTable * 8;
       entryLo = this.readPte(entryAddr);
       entryHi = this.rdHi;

@@ -87,3 +87,16 @@ void test('the exception frame holds the exact non-canonical RSP', async () => {
   await check([{ name: 'push at 0x8000000000000010', asm: 'mov rsp, rbx\nfault_ip: push rax', regs: { rbx: 0x8000000000000010n },
     expect: { vector: 12, error: 0, faultAtLabel: true, regs: { rsp: 0x8000000000000010n } } }]);
 });
+
+void test('4-level paging indexes the PDPT with linear-address bits 38:30, not 31:30', async () => {
+  // The batch maps only PDPT[0] (the first GiB): 0x4d3f67370f (PDPT index 308) and the
+  // kernel-style 0xffffffff81000000 (index 510) are not present; 0xc0000000 (index 3) neither.
+  const pf = (asm: string, at: bigint, error: number): ConformanceCase => ({ name: asm, asm: `fault_ip: ${asm}`, regs: { rdi: at, rcx: 9n, rax: 0x1234n },
+    expect: { vector: 14, error, cr2: at, faultAtLabel: true, regs: { rcx: 9n, rdi: at } } });
+  await check([
+    pf('mov [rdi], eax', 0x4d3f67370fn, 2),
+    pf('rep stosd', 0x4d3f67370fn, 2),
+    pf('mov eax, [rdi]', 0xffffffff81000000n, 0),
+    pf('mov eax, [rdi]', 0xc0000000n, 0),
+  ]);
+});
