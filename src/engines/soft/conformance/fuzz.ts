@@ -9,7 +9,7 @@
  * and anything whose result is undefined are excluded.
  */
 
-import { ARITH, Block, blockAddress, F, type ConformanceCase } from './harness.js';
+import { ARITH, Block, blockAddress, F, Layout, type ConformanceCase } from './harness.js';
 
 /** A small seeded PRNG (xorshift128+ on BigInt would be slow; mulberry32 is enough). */
 export class Rng {
@@ -340,9 +340,49 @@ export function generateCases(seed: number, count: number, firstBlock = 0): Conf
     const flags = rng.next() & (ARITH | F.DF);
     cases.push({
       name: `seed ${seed} case ${i}`,
-      asm: `.set blk${block.toString(16)}, 0x${block.toString(16)}\n` + texts.join('\n'),
+      // The block symbol is defined relative to _start (linked at Layout.code) so that GNU as resolves
+      // [rip+blk...] itself; an absolute symbol there is off by the link address.
+      asm: `.set blk${block.toString(16)}, _start + 0x${(block - Layout.code).toString(16)}\n` + texts.join('\n'),
       regs, flags, data, undefinedFlags: undef, looseRegs: loose,
     });
   }
   return cases;
+}
+
+const hex = (v: bigint): string => '0x' + BigInt.asUintN(64, v).toString(16);
+
+/** `case` as TypeScript source for a ConformanceCase literal (to paste into cases.ts as a regression). */
+export function reproducer(c: ConformanceCase): string {
+  const regs = Object.entries(c.regs ?? {}).filter(([, v]) => v !== 0n).map(([r, v]) => `${r}: ${hex(v)}n`).join(', ');
+  const data = c.data ? `\n  // data window (block+0x200): ${Buffer.from(c.data).toString('hex')}` : '';
+  return `{ name: ${JSON.stringify(c.name)}, asm: ${JSON.stringify(c.asm.split('\n').filter((l) => !l.startsWith('.set ')).join('\n'))},\n  regs: { ${regs} }, flags: 0x${(c.flags ?? 0).toString(16)}, undefinedFlags: 0x${(c.undefinedFlags ?? 0).toString(16)} }${data}`;
+}
+
+/**
+ * Shrinks a failing case: drops instructions and zeroes input registers one at
+ * a time while `fails` (which runs the candidate on both engines) still says it
+ * fails. Candidates that no longer assemble count as passing.
+ */
+export async function shrinkCase(c: ConformanceCase, fails: (c: ConformanceCase) => Promise<boolean>): Promise<ConformanceCase> {
+  let best = c;
+  const header = c.asm.split('\n').filter((l) => l.startsWith('.set '));
+  let body = c.asm.split('\n').filter((l) => !l.startsWith('.set '));
+  const tryCase = async (cand: ConformanceCase): Promise<boolean> => {
+    try { return await fails(cand); } catch { return false; }
+  };
+  for (let i = body.length - 1; i >= 0 && body.length > 1; i--) {
+    const fewer = body.filter((_, k) => k !== i);
+    const cand = { ...best, asm: [...header, ...fewer].join('\n') };
+    if (await tryCase(cand)) { best = cand; body = fewer; }
+  }
+  for (const r of Object.keys(best.regs ?? {}) as Array<keyof NonNullable<ConformanceCase['regs']>>) {
+    if ((best.regs?.[r] ?? 0n) === 0n) continue;
+    const cand = { ...best, regs: { ...best.regs, [r]: 0n } };
+    if (await tryCase(cand)) best = cand;
+  }
+  if (best.flags) {
+    const cand = { ...best, flags: 0 };
+    if (await tryCase(cand)) best = cand;
+  }
+  return best;
 }

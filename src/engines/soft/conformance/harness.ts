@@ -218,11 +218,12 @@ const STUB_VECTORS = 0x43;
 function stubSource(): string {
   const lines: string[] = [];
   for (let v = 0; v < STUB_VECTORS; v++) {
+    // Nothing here may change the arithmetic flags: the case's saved RFLAGS are those at the fault.
     lines.push(`.org ${v * STUB_SIZE}`, `stub_${v}:`, `mov qword ptr [r15+${Block.vector}], ${v}`);
     if (v === 14) lines.push('push rax', 'mov rax, cr2', `mov [r15+${Block.cr2}], rax`, 'pop rax');
     if (v === 7) lines.push('clts');
     if (ERROR_CODE_VECTORS.has(v)) lines.push(`pop qword ptr [r15+${Block.error}]`);
-    lines.push(`pop qword ptr [r15+${Block.faultRip}]`, 'add rsp, 8', `pop qword ptr [r15+${Block.faultFlags}]`, 'pop rsp', `jmp qword ptr [r15+${Block.resume}]`);
+    lines.push(`pop qword ptr [r15+${Block.faultRip}]`, 'lea rsp, [rsp+8]', `pop qword ptr [r15+${Block.faultFlags}]`, 'pop rsp', `jmp qword ptr [r15+${Block.resume}]`);
   }
   return lines.join('\n');
 }
