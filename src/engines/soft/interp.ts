@@ -225,6 +225,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
       xchgAcc(c, r, b, f);
       return;
+    case 0x27: case 0x2f: case 0x37: case 0x3f: case 0xd4: case 0xd5: // DAA DAS AAA AAS AAM AAD (#UD in 64-bit mode: the decoder marks them)
+      bcd(c, op, r[b + D_IMM] & 0xff);
+      return;
     case 0x98: { // CBW/CWDE/CDQE
       const size = osz(f);
       if (size === 2) c.lo[0] = (c.lo[0] & ~0xffff) | (((c.lo[0] << 24) >> 24) & 0xffff);
@@ -549,6 +552,63 @@ function callRel(c: Cpu, r: Int32Array, b: number, f: number): void {
 /** Operand size in bytes (2, 4 or 8) from decoder flags (local copy so V8 inlines it here). */
 function osz(f: number): number {
   return 2 << (f & 3);
+}
+
+/** SF, ZF and PF of an 8-bit result, as RFLAGS bits. */
+function szp8(v: number): number {
+  let p = v ^ (v >> 4);
+  p ^= p >> 2;
+  p ^= p >> 1;
+  return (v & 0x80) | (v === 0 ? ZF : 0) | ((~p & 1) << 2);
+}
+
+/** The BCD adjustments (SDM pseudo-code; flags the SDM leaves undefined come out as 0 here). */
+function bcd(c: Cpu, op: number, imm: number): void {
+  const ax = c.lo[0] & 0xffff;
+  const al = ax & 0xff;
+  let ah = ax >> 8;
+  let res: number;
+  let cf = 0;
+  let af = 0;
+  switch (op) {
+    case 0x27: case 0x2f: { // DAA, DAS
+      const sub = op === 0x2f;
+      const oldCf = c.getCF();
+      res = al;
+      if ((al & 0xf) > 9 || c.getAF() !== 0) {
+        res = sub ? al - 6 : al + 6;
+        cf = oldCf | (res < 0 || res > 0xff ? 1 : 0);
+        res &= 0xff;
+        af = 1;
+      }
+      if (al > 0x99 || oldCf !== 0) { res = (sub ? res - 0x60 : res + 0x60) & 0xff; cf = 1; } else if (!sub) cf = 0;
+      break;
+    }
+    case 0x37: case 0x3f: { // AAA, AAS
+      let v = ax;
+      if ((al & 0xf) > 9 || c.getAF() !== 0) {
+        v = op === 0x37 ? ax + 0x106 : ((ax - 6) & 0xffff) - 0x100;
+        af = 1;
+        cf = 1;
+      }
+      v &= 0xffff;
+      ah = v >> 8;
+      res = v & 0x0f;
+      c.lo[0] = (c.lo[0] & ~0xffff) | (ah << 8) | res;
+      c.setFlags(cf | (af << 4) | szp8(res), ARITH_FLAGS);
+      return;
+    }
+    case 0xd4: // AAM
+      if (imm === 0) c.raise(X_DE);
+      ah = Math.floor(al / imm);
+      res = al % imm;
+      break;
+    default: // AAD
+      res = (al + ah * imm) & 0xff;
+      ah = 0;
+  }
+  c.lo[0] = (c.lo[0] & ~0xffff) | ((op === 0x27 || op === 0x2f ? ax >> 8 : ah) << 8) | res;
+  c.setFlags(cf | (af << 4) | szp8(res), ARITH_FLAGS);
 }
 
 function ud(c: Cpu): never {
