@@ -169,6 +169,8 @@ export class Cpu {
   // ---- Exception state ----
   excVector = 0;
   excError = -1;
+  /** RF while a fault is being delivered (it goes into the saved RFLAGS image), else 0. */
+  private faultRf = 0;
   /** Vector being delivered (for double-fault detection), or -1. */
   private delivering = -1;
 
@@ -418,10 +420,16 @@ export class Cpu {
     return s === 8 ? v : s === 4 ? v >>> 0 : v & 0xffff;
   }
 
+  /** A non-canonical stack address in 64-bit mode is #SS(0) (not the #GP(0) the page walk would raise). */
+  private checkStackCanonical(lin: number, size: number): void {
+    if (this.stackSize === 8 && (lin < -0x800000000000 || lin + size > 0x800000000000)) this.raise(X_SS, 0);
+  }
+
   /** Pushes `size` bytes (2, 4 or 8) of (hi:lo). */
   push(size: number, lo: number, hi: number): void {
     const sp = this.wrapSp(this.getSp() - size);
     const lin = this.stackLin(sp);
+    this.checkStackCanonical(lin, size);
     if (size === 8) this.wr64(lin, lo, hi);
     else if (size === 4) this.wr32(lin, lo);
     else this.wr16(lin, lo);
@@ -432,6 +440,7 @@ export class Cpu {
   pop(size: number): number {
     const sp = this.getSp();
     const lin = this.stackLin(sp);
+    this.checkStackCanonical(lin, size);
     let v: number;
     if (size === 8) v = this.rd64(lin);
     else if (size === 4) { v = this.rd32(lin); this.rdHi = 0; }
@@ -540,6 +549,16 @@ export class Cpu {
     this.translate(lin + 7, ACC_WRITE, this.cpl === 3);
     this.writeSlow(lin, 4, lo);
     this.writeSlow(lin + 4, 4, hi);
+  }
+
+  /** Checks that `size` bytes at `lin` may be written (TLB hit, or a page walk that raises the write fault). */
+  probeWrite(lin: number, size: number): void {
+    const idx = this.wrSet + ((lin >>> 12) & TLB_MASK);
+    const off = lin & 0xfff;
+    if (this.tlbTag[idx] === lin - off && off + size <= 0x1000) return;
+    const user = this.cpl === 3;
+    this.translate(lin, ACC_WRITE, user);
+    if (off + size > 0x1000) this.translate(this.linWrap(lin + size - 1), ACC_WRITE, user);
   }
 
   /** Reads 1, 2 or 4 bytes (little-endian) on the slow path. */
@@ -995,11 +1014,15 @@ export class Cpu {
         }
       }
       this.delivering = vector;
+      // A fault saves RFLAGS with RF set (SDM Vol. 3 "Resume Flag"), so IRET to the faulting instruction skips its instruction breakpoint.
+      this.faultRf = RF;
       try {
         this.deliver(vector, error, false, this.rip);
         this.delivering = -1;
+        this.faultRf = 0;
         return;
       } catch (e) {
+        this.faultRf = 0;
         if (e !== FAULT) { this.delivering = -1; throw e; }
         vector = this.excVector;
         error = this.excError;
@@ -1107,7 +1130,7 @@ export class Cpu {
    * `returnRip` is pushed as the return address.
    */
   deliver(vector: number, error: number, software: boolean, returnRip: number): void {
-    const flagsNow = this.getFlags();
+    const flagsNow = this.getFlags() | this.faultRf;
     if ((this.cr0 & CR0_PE) === 0) {
       // Real mode: IVT entry of 4 bytes.
       if (vector * 4 + 3 > this.idtLimit) this.raise(X_GP, 0);
@@ -1161,14 +1184,16 @@ export class Cpu {
     const newCpl = conforming ? this.cpl : dDpl;
     const oldSs = this.segSel[SS];
     const oldSp = long ? this.reg64(4) : this.getSp();
+    const oldSpLo = this.lo[4];
+    const oldSpHi = this.hi[4];
     const oldCs = this.segSel[CS];
     const newFlags = flagsNow & ~(TF | NT | RF | VM | (isTrap ? 0 : IF));
 
     if (long) {
       let rsp: number;
       let newSs = oldSs;
-      if (ist !== 0) rsp = this.readTss64(0x24 + 8 * (ist - 1));
-      else if (newCpl < this.cpl) rsp = this.readTss64(4 + 8 * newCpl);
+      if (ist !== 0) rsp = this.readTss64(0x24 + 8 * (ist - 1), ext);
+      else if (newCpl < this.cpl) rsp = this.readTss64(4 + 8 * newCpl, ext);
       else rsp = oldSp;
       if (newCpl < this.cpl) newSs = newCpl; // null selector with RPL = new CPL
       rsp -= rsp % 16 === 0 ? 0 : ((rsp % 16) + 16) % 16;
@@ -1179,7 +1204,9 @@ export class Cpu {
       this.sysWrite64(p, returnRip);
       this.sysWrite64(p + 8, oldCs);
       this.sysWrite64(p + 16, flagsNow);
-      this.sysWrite64(p + 24, oldSp);
+      // The old RSP from its exact halves (a non-canonical RSP does not fit a number exactly).
+      this.sysWrite(p + 24, 4, oldSpLo);
+      this.sysWrite(p + 28, 4, oldSpHi);
       this.sysWrite64(p + 32, oldSs);
       // Commit.
       const stackSwitch = newCpl < this.cpl;
@@ -1264,8 +1291,9 @@ export class Cpu {
     this.sysWrite((this.segBase[SS] + (sp & 0xffff)) >>> 0, 2, v & 0xffff);
   }
 
-  /** Reads a 64-bit field of the 64-bit TSS as a number. */
-  private readTss64(offset: number): number {
+  /** Reads a 64-bit stack-pointer field of the 64-bit TSS as a number; #TS(TR selector) if it lies beyond the TSS limit. */
+  private readTss64(offset: number, ext: number): number {
+    if (offset + 7 > this.segLimit[TR]) this.raise(X_TS, (this.segSel[TR] & 0xfffc) + ext);
     const base = this.segBase[TR];
     const lo = this.sysRead(base + offset, 4) >>> 0;
     const hi = this.sysRead(base + offset + 4, 4) | 0;

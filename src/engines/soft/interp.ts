@@ -16,7 +16,7 @@ import {
   D_FLAGS, D_IMM, D_IMM2, D_MODRM, D_REG, D_RM, F_LOCK, F_MOD3, F_REP, F_REPNE, F_REX, F_REXW, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from './decoder.js';
 import {
-  addrSize, alu, effectiveAddress, incDec, offset64, readMem, readReg, readRm, signExtend, trunc, writeMem, writeReg,
+  addrSize, alu, effectiveAddress, incDec, offset64, readMem, readReg, readRm, readRmRmw, signExtend, trunc, writeMem, writeReg,
   writeRm, writeRmAfterRead,
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
@@ -221,6 +221,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
       xchgAcc(c, r, b, f);
+      return;
+    case 0x27: case 0x2f: case 0x37: case 0x3f: case 0xd4: case 0xd5: // DAA DAS AAA AAS AAM AAD (#UD in 64-bit mode: the decoder marks them)
+      bcd(c, op, r[b + D_IMM] & 0xff);
       return;
     case 0x98: { // CBW/CWDE/CDQE
       const size = osz(f);
@@ -448,15 +451,22 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case OP_MAP_0F | 0xbc: case OP_MAP_0F | 0xbd: bitScan(c, r, b, f, op === (OP_MAP_0F | 0xbd)); return;
     case OP_MAP_0F | 0xc0: case OP_MAP_0F | 0xc1: { // XADD
       const size = op === (OP_MAP_0F | 0xc0) ? 1 : osz(f);
-      const a = readRm(c, r, b, size);
+      const a = readRmRmw(c, r, b, size);
       const aHi = size === 8 ? c.rdHi : 0;
       const n = r[b + D_REG];
       const v = readReg(c, n, size, f);
       const vHi = size === 8 ? c.rdHi : 0;
       const sum = alu(c, 0, size, a, aHi, v, vHi);
       const sumHi = c.resHi;
-      writeRmAfterRead(c, r, b, size, sum, sumHi);
-      writeReg(c, n, size, f, a, aHi);
+      // SRC <- DEST, then DEST <- sum (so XADD r, r with one register leaves the sum);
+      // a memory destination is written first so a faulting write changes no register.
+      if ((f & F_MOD3) !== 0) {
+        writeReg(c, n, size, f, a, aHi);
+        writeReg(c, r[b + D_RM], size, f, sum, sumHi);
+      } else {
+        writeRmAfterRead(c, r, b, size, sum, sumHi);
+        writeReg(c, n, size, f, a, aHi);
+      }
       return;
     }
     case OP_MAP_0F | 0xc7: group9(c, r, b, f); return;
@@ -506,7 +516,7 @@ function group1(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
     if (kind !== 7) { c.lo[m] = res; c.hi[m] = 0; }
     return;
   }
-  const a = readRm(c, r, b, size);
+  const a = (kind === 7 ? readRm(c, r, b, size) : readRmRmw(c, r, b, size));
   const aHi = c.rdHi;
   const res = alu(c, kind, size, a, size === 8 ? aHi : 0, trunc(imm, size), imm >> 31);
   if (kind !== 7) writeRmAfterRead(c, r, b, size, res, c.resHi);
@@ -533,6 +543,63 @@ function callRel(c: Cpu, r: Int32Array, b: number, f: number): void {
 /** Operand size in bytes (2, 4 or 8) from decoder flags (local copy so V8 inlines it here). */
 function osz(f: number): number {
   return 2 << (f & 3);
+}
+
+/** SF, ZF and PF of an 8-bit result, as RFLAGS bits. */
+function szp8(v: number): number {
+  let p = v ^ (v >> 4);
+  p ^= p >> 2;
+  p ^= p >> 1;
+  return (v & 0x80) | (v === 0 ? ZF : 0) | ((~p & 1) << 2);
+}
+
+/** The BCD adjustments (SDM pseudo-code; flags the SDM leaves undefined come out as 0 here). */
+function bcd(c: Cpu, op: number, imm: number): void {
+  const ax = c.lo[0] & 0xffff;
+  const al = ax & 0xff;
+  let ah = ax >> 8;
+  let res: number;
+  let cf = 0;
+  let af = 0;
+  switch (op) {
+    case 0x27: case 0x2f: { // DAA, DAS
+      const sub = op === 0x2f;
+      const oldCf = c.getCF();
+      res = al;
+      if ((al & 0xf) > 9 || c.getAF() !== 0) {
+        res = sub ? al - 6 : al + 6;
+        cf = oldCf | (res < 0 || res > 0xff ? 1 : 0);
+        res &= 0xff;
+        af = 1;
+      }
+      if (al > 0x99 || oldCf !== 0) { res = (sub ? res - 0x60 : res + 0x60) & 0xff; cf = 1; } else if (!sub) cf = 0;
+      break;
+    }
+    case 0x37: case 0x3f: { // AAA, AAS
+      let v = ax;
+      if ((al & 0xf) > 9 || c.getAF() !== 0) {
+        v = op === 0x37 ? ax + 0x106 : ((ax - 6) & 0xffff) - 0x100;
+        af = 1;
+        cf = 1;
+      }
+      v &= 0xffff;
+      ah = v >> 8;
+      res = v & 0x0f;
+      c.lo[0] = (c.lo[0] & ~0xffff) | (ah << 8) | res;
+      c.setFlags(cf | (af << 4) | szp8(res), ARITH_FLAGS);
+      return;
+    }
+    case 0xd4: // AAM
+      if (imm === 0) c.raise(X_DE);
+      ah = Math.floor(al / imm);
+      res = al % imm;
+      break;
+    default: // AAD
+      res = (al + ah * imm) & 0xff;
+      ah = 0;
+  }
+  c.lo[0] = (c.lo[0] & ~0xffff) | ((op === 0x27 || op === 0x2f ? ax >> 8 : ah) << 8) | res;
+  c.setFlags(cf | (af << 4) | szp8(res), ARITH_FLAGS);
 }
 
 function ud(c: Cpu): never {
@@ -609,7 +676,7 @@ function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
       if (kind !== 7) writeReg(c, m, size, f, res, c.resHi);
       return;
     }
-    const a = readRm(c, r, b, size);
+    const a = (kind === 7 ? readRm(c, r, b, size) : readRmRmw(c, r, b, size));
     const aHi = c.rdHi;
     const v = readReg(c, n, size, f);
     const res = alu(c, kind, size, a, aHi, v, c.rdHi);
@@ -703,7 +770,7 @@ function imulReg(c: Cpu, r: Int32Array, b: number, f: number, op: number): void 
 
 function group3(c: Cpu, r: Int32Array, b: number, size: number): void {
   const sub = r[b + D_REG] & 7;
-  const a = readRm(c, r, b, size);
+  const a = (sub === 2 || sub === 3 ? readRmRmw(c, r, b, size) : readRm(c, r, b, size));
   const aHi = size === 8 ? c.rdHi : 0;
   switch (sub) {
     case 0: case 1: { // TEST
@@ -834,7 +901,7 @@ function group45(c: Cpu, r: Int32Array, b: number, f: number, size: number): voi
     return;
   }
   if (sub <= 1) {
-    const a = readRm(c, r, b, size);
+    const a = readRmRmw(c, r, b, size);
     const aHi = size === 8 ? c.rdHi : 0;
     const res = incDec(c, sub === 1, size, a, aHi);
     writeRmAfterRead(c, r, b, size, res, c.resHi);
@@ -1057,9 +1124,13 @@ function loop(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
 }
 
 function shiftGroup(c: Cpu, r: Int32Array, b: number, size: number, sub: number, count: number): void {
-  const a = readRm(c, r, b, size);
+  const a = readRmRmw(c, r, b, size);
   const aHi = size === 8 ? c.rdHi : 0;
-  if (count === 0) return;
+  if (count === 0) {
+    // Flags and value unchanged, but a 32-bit register destination is still written (upper half cleared).
+    if (size === 4) zeroExtendRm32(c, r, b, a);
+    return;
+  }
   const bits = size * 8;
   let res: number;
   let resHi = 0;
@@ -1175,14 +1246,23 @@ function bit64(lo: number, hi: number, pos: number): number {
   return pos >= 32 ? (hi >>> (pos - 32)) & 1 : (lo >>> pos) & 1;
 }
 
+/** A 32-bit register r/m operand is written back unchanged, which clears its upper half (count-0 shifts). */
+function zeroExtendRm32(c: Cpu, r: Int32Array, b: number, v: number): void {
+  const f = r[b + D_FLAGS];
+  if ((f & F_MOD3) !== 0) writeReg(c, r[b + D_RM], 4, f, v, 0);
+}
+
 function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean, countIn: number): void {
   const size = osz(f);
   const count = countIn & (size === 8 ? 63 : 31);
-  const a = readRm(c, r, b, size);
+  const a = readRmRmw(c, r, b, size);
   const aHi = size === 8 ? c.rdHi : 0;
   const src = readReg(c, r[b + D_REG], size, f);
   const srcHi = size === 8 ? c.rdHi : 0;
-  if (count === 0) return;
+  if (count === 0) {
+    if (size === 4) zeroExtendRm32(c, r, b, a);
+    return;
+  }
   const bits = size * 8;
   let res: number;
   let resHi = 0;
@@ -1212,12 +1292,14 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
     const wide = right ? ((us << 16) | ua) >>> 0 : ((ua << 16) | us) >>> 0;
     res = right ? (wide >>> (count - 16)) & 0xffff : (wide << (count - 16)) >>> 16 & 0xffff;
     cf = 0;
-  } else if (!right) {
-    cf = Math.floor(ua / 2 ** (bits - count)) & 1;
-    res = trunc(ua * 2 ** count + Math.floor(us / 2 ** (bits - count)), size);
+  } else if (size === 4) {
+    // Integer shifts (count 1..31): products of doubles lose bits beyond 2^53.
+    cf = right ? (ua >>> (count - 1)) & 1 : (ua >>> (32 - count)) & 1;
+    res = right ? (ua >>> count) | (us << (32 - count)) : (ua << count) | (us >>> (32 - count));
   } else {
-    cf = Math.floor(ua / 2 ** (count - 1)) & 1;
-    res = trunc(Math.floor(ua / 2 ** count) + (us * 2 ** (bits - count)) % 2 ** bits, size);
+    // 16 bits, count 1..16, on the 32-bit concatenation.
+    cf = right ? (ua >>> (count - 1)) & 1 : (ua >>> (16 - count)) & 1;
+    res = right ? ((((us << 16) | ua) >>> count) & 0xffff) : ((((ua << 16) | us) << count) >>> 16) & 0xffff;
   }
   const of = (((res ^ ua) >>> (bits - 1)) & 1);
   writeRmAfterRead(c, r, b, size, res, 0);
@@ -1243,9 +1325,13 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
   const size = osz(f);
   const bits = size * 8;
   let bitOff: number;
-  if (immBit >= 0) bitOff = immBit & (bits - 1);
+  // The bit position inside the operand comes from the exact low bits (a 64-bit
+  // offset as a number is rounded beyond 2^53); bitOff only selects the memory unit.
+  let bitLow: number;
+  if (immBit >= 0) bitOff = bitLow = immBit & (bits - 1);
   else {
     const n = r[b + D_REG];
+    bitLow = c.lo[n];
     bitOff = size === 8 ? c.reg64(n) : size === 4 ? c.lo[n] : (c.lo[n] << 16) >> 16;
   }
   let a: number;
@@ -1253,7 +1339,7 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
   let lin = 0;
   const mem = (f & F_MOD3) === 0;
   if (!mem) {
-    bitOff &= bits - 1;
+    bitOff = bitLow & (bits - 1);
     a = readReg(c, r[b + D_RM], size, f);
     aHi = c.rdHi;
   } else {
@@ -1261,8 +1347,9 @@ function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immB
     if (immBit < 0) {
       const unitIndex = Math.floor(bitOff / bits);
       lin = c.linWrap(lin + unitIndex * size);
-      bitOff -= unitIndex * bits;
+      bitOff = bitLow & (bits - 1);
     }
+    if (kind !== 0) c.probeWrite(lin, size); // BTS/BTR/BTC: fault before CF changes
     a = readMem(c, lin, size);
     aHi = c.rdHi;
   }
@@ -1285,7 +1372,10 @@ function bitScan(c: Cpu, r: Int32Array, b: number, f: number, reverse: boolean):
   const vHi = size === 8 ? c.rdHi : 0;
   const lo = size === 2 ? v & 0xffff : v;
   if ((lo | vHi) === 0) {
-    c.setFlags(ZF, ZF); // destination unchanged (as real CPUs do)
+    // Destination value unchanged (as real CPUs do); with a 32-bit operand the
+    // register is still written, so its upper half is cleared (what the host's kvm does).
+    if (size === 4) writeReg(c, r[b + D_REG], 4, f, c.lo[r[b + D_REG]], 0);
+    c.setFlags(ZF, ZF);
     return;
   }
   let idx: number;
@@ -1296,7 +1386,7 @@ function bitScan(c: Cpu, r: Int32Array, b: number, f: number, reverse: boolean):
 }
 
 function cmpxchg(c: Cpu, r: Int32Array, b: number, f: number, size: number): void {
-  const dst = readRm(c, r, b, size);
+  const dst = readRmRmw(c, r, b, size);
   const dstHi = size === 8 ? c.rdHi : 0;
   const acc = readReg(c, 0, size, f);
   const accHi = size === 8 ? c.rdHi : 0;

@@ -6,10 +6,10 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_SBB, L_SUB, FS,
+  L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_SBB, L_SUB, FS, X_SS,
 } from './arch.js';
 import {
-  D_BASE, D_DISP, D_FLAGS, D_INDEX, D_RM, D_SCALE, F_ASIZE_SHIFT, F_MOD3, F_REX, F_RIPREL, F_SEG_SHIFT, SEG_FLAT,
+  D_BASE, D_DISP, D_FLAGS, D_INDEX, D_RM, D_SCALE, F_ASIZE_SHIFT, F_MOD3, F_REX, F_RIPREL, F_SEG_OVERRIDE, F_SEG_SHIFT, SEG_FLAT,
 } from './decoder.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -34,7 +34,11 @@ export function effectiveAddress(c: Cpu, r: Int32Array, b: number): number {
   const seg = (f >> F_SEG_SHIFT) & 7;
   if (asz === 2) {
     offset64(c, r, b, f);
+    // Exact for canonical offsets; a non-canonical one stays non-canonical (|value| >= 2^47) after rounding.
     const v = c.eaHi * TWO32 + (c.eaLo >>> 0);
+    // A non-canonical stack reference (RSP/RBP base, no segment override) is #SS(0), not #GP(0).
+    // (An explicit SS: override on another base is not told apart from DS: in 64-bit mode here.)
+    if ((base === 4 || base === 5) && (f & F_SEG_OVERRIDE) === 0 && (v < -0x800000000000 || v >= 0x800000000000)) c.raise(X_SS, 0);
     return seg === SEG_FLAT ? v : v + c.segBase[seg];
   }
   if (asz === 1) {
@@ -122,6 +126,20 @@ export function readRm(c: Cpu, r: Int32Array, b: number, size: number): number {
   if ((f & F_MOD3) !== 0) return readReg(c, r[b + D_RM], size, f);
   const lin = effectiveAddress(c, r, b);
   c.lastLin = lin;
+  return readMem(c, lin, size);
+}
+
+/**
+ * readRm for read-modify-write instructions: a memory operand is also checked
+ * for write access first, so a write fault (#PF on a read-only page) is raised
+ * before the instruction changes any flag.
+ */
+export function readRmRmw(c: Cpu, r: Int32Array, b: number, size: number): number {
+  const f = r[b + D_FLAGS];
+  if ((f & F_MOD3) !== 0) return readReg(c, r[b + D_RM], size, f);
+  const lin = effectiveAddress(c, r, b);
+  c.lastLin = lin;
+  c.probeWrite(lin, size);
   return readMem(c, lin, size);
 }
 
