@@ -55,9 +55,10 @@ async function timeLoop(engine: Engine, iterations: number): Promise<number> {
 
 /**
  * Nanoseconds per guest instruction on `engine`: the slope between a short and
- * a long run, so VM creation and entry costs cancel out.
+ * a long run, so VM creation and entry costs cancel out. The long run is long
+ * enough (400,000 instructions) for a software CPU to be past its JIT warm-up.
  */
-export async function measureNsPerInstruction(engine: Engine, iterations = 20_000): Promise<number> {
+export async function measureNsPerInstruction(engine: Engine, iterations = 200_000): Promise<number> {
   const short = await timeLoop(engine, 1_000);
   const long = await timeLoop(engine, 1_000 + iterations);
   return Math.max(0, long - short) / (2 * iterations);

@@ -23,7 +23,8 @@ describe('first run: typevisor run with no arguments', { skip: hasApt() ? false 
     });
     assert.equal(r.timedOut, false, `no power-off within the time limit; last output:\n${r.stdout.slice(-2000)}\n${r.stderr}`);
     assert.match(r.stderr, /typevisor: booting the default Debian guest \(kernel 6\.1\.\d+-\d+-cloud-amd64, 256 MiB, 1 vCPU\)/);
-    assert.match(r.stderr, /typevisor: engine: (soft|kvm) \(auto chose \w+: fastest measured \(kvm [\d.]+ (ns|µs)\/instruction, soft [\d.]+ (ns|µs)\/instruction\)\)/);
+    assert.match(r.stderr, /typevisor: engine: (soft|kvm) \(auto chose (soft|kvm): fastest measured \(.*\)/);
+    assert.match(r.stderr, /fastest measured \(.*soft [\d.]+ (ns|µs)\/instruction/);
     const kvm = /kvm ([\d.]+) (ns|µs)\/instruction/.exec(r.stderr);
     if (kvm !== null && Number(kvm[1]) * (kvm[2] === 'µs' ? 1000 : 1) > 20) {
       assert.match(r.stderr, /auto chose soft: .*kvm is not running guests at hardware speed here/, 'an emulated KVM must lose to soft');

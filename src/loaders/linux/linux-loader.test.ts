@@ -21,6 +21,7 @@ import { detectKernelImage } from '../kernel-image.js';
 import { BootLayout, Selectors } from '../boot-layout.js';
 import { makeBzImage, makeElf, pattern } from '../fixtures.js';
 import { BootParams, loadBzImage, loadVmlinux } from './linux-loader.js';
+import { unpackBzImage } from './payload.js';
 import { Hdr, parseSetupHeader, XLF_KERNEL_64 } from './setup-header.js';
 
 const loaderError = (re: RegExp) => (e: unknown) => e instanceof LoaderError && re.test(e.message);
@@ -235,9 +236,19 @@ void test('vmlinux rejections: segment outside RAM, below 1 MiB, entry outside s
     loaderError(/entry point 0x900000 is not inside a loaded segment/));
 });
 
-const realVmlinux = process.env['TYPEVISOR_TEST_VMLINUX'];
-void test('a real vmlinux loads at its physical addresses', { skip: realVmlinux && existsSync(realVmlinux) ? false : 'no real vmlinux (set TYPEVISOR_TEST_VMLINUX=/path/to/vmlinux)' }, () => {
-  const bytes = new Uint8Array(readFileSync(realVmlinux!));
+/** A real vmlinux: from TYPEVISOR_TEST_VMLINUX, or unpacked from the real bzImage the test setup fetched. */
+function realVmlinuxBytes(): Uint8Array | undefined {
+  const fromEnv = process.env['TYPEVISOR_TEST_VMLINUX'];
+  if (fromEnv !== undefined && existsSync(fromEnv)) return new Uint8Array(readFileSync(fromEnv));
+  const bz = findRealBzImage();
+  if (bz === undefined) return undefined;
+  const bytes = new Uint8Array(readFileSync(bz));
+  return unpackBzImage(bytes, parseSetupHeader(bytes, 'vmlinuz'), 'vmlinuz');
+}
+
+const realVmlinux = realVmlinuxBytes();
+void test('a real vmlinux loads at its physical addresses', { skip: realVmlinux ? false : 'no real vmlinux (npm test unpacks the fetched bzImage; or set TYPEVISOR_TEST_VMLINUX)' }, () => {
+  const bytes = realVmlinux!;
   const k = detectKernelImage(bytes, 'vmlinux');
   assert.ok(k.kind === 'vmlinux');
   const memory = GuestMemory.allocate(256 * MiB);
