@@ -14,7 +14,8 @@ import { loadMultiboot } from './multiboot/multiboot-loader.js';
 
 export { LoaderError } from './errors.js';
 export { detectKernelImage, type KernelImage } from './kernel-image.js';
-export { buildAcpiTables, type AcpiOptions, type AcpiTablesResult } from './acpi/acpi-tables.js';
+export { buildAcpiTables, RSDP_ADDRESS, MAX_ACPI_VCPUS, type AcpiOptions, type AcpiTablesResult } from './acpi/acpi-tables.js';
+export { S5_SLP_TYP, type PciIrqRoute, type PciRootOptions } from './acpi/dsdt.js';
 export { BootLayout, Selectors } from './boot-layout.js';
 export { e820Map, type E820Entry } from './e820.js';
 

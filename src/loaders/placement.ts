@@ -1,8 +1,7 @@
 /**
  * Checks shared by the loaders before they write anything: that a range lies
  * in guest RAM (so a bad kernel gives a clear LoaderError rather than a
- * GuestMemoryError), that it does not overlap another, and command-line
- * encoding.
+ * GuestMemoryError), alignment helpers, and command-line encoding.
  */
 
 import type { GuestMemory } from '../machine/memory.js';
@@ -31,11 +30,6 @@ export function requireRam(memory: GuestMemory, address: number, size: number, w
       `${what} [${hex(address)}, ${hex(address + size)}) lies outside guest RAM (${mib(memory.size)} configured)`,
     );
   }
-}
-
-/** True when [a, a+aSize) and [b, b+bSize) overlap. */
-export function overlaps(a: number, aSize: number, b: number, bSize: number): boolean {
-  return a < b + bSize && b < a + aSize;
 }
 
 /** Encodes a command line as bytes plus a terminating NUL; rejects embedded NULs and over-long lines. */

@@ -17,7 +17,7 @@ import { unpackBzImage } from './payload.js';
 import { e820Map, lowRamEnd, type E820Entry } from '../e820.js';
 import { BootLayout } from '../boot-layout.js';
 import { longModeEntryState, writeBootGdt, writeIdentityPageTables } from '../x86-boot.js';
-import { alignDown, alignUp, encodeCmdline, mib, overlaps, requireRam } from '../placement.js';
+import { alignDown, alignUp, encodeCmdline, mib, requireRam } from '../placement.js';
 import {
   BOOT_FLAG_MAGIC, HDRS_MAGIC, Hdr, LOADFLAG_CAN_USE_HEAP, parseSetupHeader, type SetupHeader,
 } from './setup-header.js';
@@ -235,11 +235,11 @@ function finishLinuxBoot(
  * claims.
  */
 function placeInitrd(memory: GuestMemory, initrd: Uint8Array, input: ZeroPageInput, initrdName: string): { address: number; size: number } {
+  if (initrd.length === 0) throw new LoaderError(`${initrdName}: file is empty`);
   const top = Math.min(input.initrdAddrMax + 1, lowRamEnd(memory), MMIO_HOLE_START);
   const address = alignDown(top - initrd.length, PAGE);
   const floor = alignUp(input.kernelEnd, PAGE);
-  if (initrd.length === 0) throw new LoaderError(`${initrdName}: file is empty`);
-  if (address < floor || !memory.contains(address, initrd.length) || overlaps(address, initrd.length, 0, floor)) {
+  if (address < floor || !memory.contains(address, initrd.length)) {
     throw new LoaderError(
       `${initrdName}: ${mib(initrd.length)} initrd does not fit in guest RAM between the kernel (ends ${hex(floor)}) ` +
         `and ${hex(top)}; give the guest more memory (at least ${mib(floor + initrd.length + PAGE)})`,
