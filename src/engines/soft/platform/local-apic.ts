@@ -231,7 +231,9 @@ export class LocalApic implements LocalInterruptSource {
   takeInit(): boolean {
     if (!this.initPending) return false;
     this.initPending = false;
-    this.sipiVector = -1;
+    // A pending SIPI arrived after this INIT (delivering INIT clears older ones), so it survives:
+    // on hardware INIT acts at once, and a SIPI sent after it must start the processor even when
+    // both land before this vCPU runs again.
     this.resetRegisters(false);
     return true;
   }
