@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, flat32State, identityPageTables, longModeState, realModeState, softRunner, type ProgramResult } from './test-support.js';
+import { ASM_IDT_MACROS, assemble, flat32State, identityPageTables, longModeState, realModeState, softRunner, type ProgramResult } from './test-support.js';
 
 const STORE_MACRO = `
 .macro st r
@@ -407,28 +407,7 @@ void test('real mode -> 32-bit protected mode -> long mode, ending with OUT', as
   assert.equal(result.state.seg.cs.l, true);
 });
 
-const IDT_SETUP = `
-.macro gate vec, handler
-    lea rax, [rip + \\handler]
-    mov rbx, 0x300000 + \\vec * 16
-    mov word ptr [rbx], ax
-    mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx+6], ax
-    shr rax, 16
-    mov dword ptr [rbx+8], eax
-    mov dword ptr [rbx+12], 0
-.endm
-.macro load_idt
-    sub rsp, 16
-    mov word ptr [rsp], 0xfff
-    mov rax, 0x300000
-    mov qword ptr [rsp+2], rax
-    lidt [rsp]
-    add rsp, 16
-.endm
-`;
+const IDT_SETUP = ASM_IDT_MACROS;
 
 void test('page fault: CR2 and error code, accessed and dirty bits, write protection and NX', async () => {
   // 4 KiB pages for [0, 2 MiB) through a page table at 0xd000; 2 MiB pages above.

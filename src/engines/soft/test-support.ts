@@ -199,3 +199,35 @@ export function realModeState(ip: number, sp = 0x7000): CpuState {
   s.gpr.rsp = BigInt(sp);
   return s;
 }
+
+/** GNU as macros for long-mode test programs: `gate vec, handler` writes a 64-bit interrupt gate into the IDT at 0x300000; `load_idt` loads it. */
+export const ASM_IDT_MACROS = `
+.macro gate vec, handler
+    lea rax, [rip + \\handler]
+    mov rbx, 0x300000 + \\vec * 16
+    mov word ptr [rbx], ax
+    mov word ptr [rbx+2], 8
+    mov word ptr [rbx+4], 0x8e00
+    shr rax, 16
+    mov word ptr [rbx+6], ax
+    shr rax, 16
+    mov dword ptr [rbx+8], eax
+    mov dword ptr [rbx+12], 0
+.endm
+.macro load_idt
+    sub rsp, 16
+    mov word ptr [rsp], 0xfff
+    mov rax, 0x300000
+    mov qword ptr [rsp+2], rax
+    lidt [rsp]
+    add rsp, 16
+.endm
+`;
+
+/** `st reg`: appends a register to the result area that r13 walks. */
+export const ASM_STORE_MACRO = `
+.macro st r
+  mov [r13], \\r
+  add r13, 8
+.endm
+`;

@@ -5,33 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, identityPageTables, longModeState, softRunner, type ProgramResult } from '../test-support.js';
+import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, identityPageTables, longModeState, softRunner, type ProgramResult } from '../test-support.js';
 
-const PRELUDE = `
-.macro st r
-  mov [r13], \\r
-  add r13, 8
-.endm
-.macro gate vec, handler
-    lea rax, [rip + \\handler]
-    mov rbx, 0x300000 + \\vec * 16
-    mov word ptr [rbx], ax
-    mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx+6], ax
-    shr rax, 16
-    mov dword ptr [rbx+8], eax
-    mov dword ptr [rbx+12], 0
-.endm
-.macro load_idt
-    sub rsp, 16
-    mov word ptr [rsp], 0xfff
-    mov rax, 0x300000
-    mov qword ptr [rsp+2], rax
-    lidt [rsp]
-    add rsp, 16
-.endm
+const PRELUDE = `${ASM_STORE_MACRO}${ASM_IDT_MACROS}
   mov r13, 0x200000
 `;
 
