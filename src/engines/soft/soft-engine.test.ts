@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmOps } from '../engine.js';
 import { EngineUnavailableError } from '../engine.js';
 import { SoftEngine } from './soft-engine.js';
-import { assemble, FakeLapic, fakePlatformFactory, identityPageTables, longModeState, realModeState } from './test-support.js';
+import { ASM_IDT_MACROS, assemble, FakeLapic, fakePlatformFactory, identityPageTables, longModeState, realModeState } from './test-support.js';
 
 function opsFor(onExit: (v: number) => void, writes: Array<[number, number]> = []): VmOps {
   return {
@@ -32,22 +32,9 @@ void test('createVm without a platform reports the engine unavailable', async ()
 void test('HLT sleeps until the APIC has a vector; the interrupt runs the IDT handler', async () => {
   const lapic = new FakeLapic();
   const vm = await new SoftEngine(fakePlatformFactory([lapic])).createVm({ ramSize: 16 << 20, vcpuCount: 1 });
-  const code = assemble(`
-    lea rax, [rip + handler]
-    mov rbx, 0x300000 + 0x40 * 16
-    mov word ptr [rbx], ax
-    mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx+6], ax
-    shr rax, 16
-    mov dword ptr [rbx+8], eax
-    sub rsp, 16
-    mov word ptr [rsp], 0xfff
-    mov rax, 0x300000
-    mov qword ptr [rsp+2], rax
-    lidt [rsp]
-    add rsp, 16
+  const code = assemble(`${ASM_IDT_MACROS}
+    gate 0x40, handler
+    load_idt
     mov r12, 0
     out 0x80, al
     sti

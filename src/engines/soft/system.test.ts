@@ -6,30 +6,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
+import { ASM_IDT_MACROS, assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
 
 void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', async () => {
-  const code = assemble(`
+  const code = assemble(`${ASM_IDT_MACROS}
 .macro st r
     mov [r13], \\r
     add r13, 8
 .endm
     mov r13, 0x200000
-    lea rax, [rip + gp]
-    mov rbx, 0x300000 + 13 * 16
-    mov word ptr [rbx], ax
-    mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx+6], ax
-    shr rax, 16
-    mov dword ptr [rbx+8], eax
-    sub rsp, 16
-    mov word ptr [rsp], 0xfff
-    mov rax, 0x300000
-    mov qword ptr [rsp+2], rax
-    lidt [rsp]
-    add rsp, 16
+    gate 13, gp
+    load_idt
     xor eax, eax
     cpuid
     st rbx
