@@ -297,3 +297,165 @@ void test('x87 aliasing: MMn = Rn, TOP 0 and tags valid after MMX, exponent ones
   assert.equal((values[3] >> 11n) & 7n, 0n, 'TOP = 0 after the MMX reads');
   assert.equal(values[4] & 0xffffn, 0x0155n, 'FNSTENV tags from contents: R0-R4 zero, R5-R7 valid');
 });
+
+void test('faults: #UD with CR0.EM, #NM with CR0.TS (EMMS too), #MF for a pending x87 exception, no OSFXSR needed, invalid forms', async () => {
+  const { values } = await run(`
+    mov rax, cr0
+    or rax, 4                     # EM
+    mov cr0, rax
+    lea r15, [rip + 1f]
+    paddb mm0, mm1
+1:  lea r15, [rip + 1f]
+    emms
+1:  mov rax, cr0
+    and rax, ~4
+    or rax, 8                     # TS
+    mov cr0, rax
+    lea r15, [rip + 1f]
+    movq mm0, rax
+1:  lea r15, [rip + 1f]
+    emms
+1:  clts
+    mov rax, cr4
+    and rax, ~0x200               # OSFXSR off: MMX still runs, the XMM forms do not
+    mov cr4, rax
+    mov rax, 5
+    movq mm0, rax
+    paddd mm0, mm0
+    movq rax, mm0
+    st rax
+    lea r15, [rip + 1f]
+    cvtpi2ps xmm0, mm0
+1:  lea r15, [rip + 1f]
+    movq2dq xmm0, mm0
+1:  mov rax, cr4
+    or rax, 0x200
+    mov cr4, rax
+    fninit
+    fldcw [rip + cw_unmask_ze]
+    fldz
+    fld1
+    fdiv st(0), st(1)             # unmasked #Z: pending, ES set
+    fnstsw ax
+    st rax
+    lea r15, [rip + 1f]
+    paddb mm0, mm1                # #MF (handler runs FNCLEX)
+1:  paddb mm0, mm0                # runs now
+    movq rax, mm0
+    st rax
+    fninit                        # (the MMX instruction left every tag valid)
+    fldcw [rip + cw_unmask_ze]
+    fldz
+    fld1
+    fdiv st(0), st(1)
+    lea r15, [rip + 1f]
+    emms                          # EMMS checks too
+1:  fninit
+    fldcw [rip + cw_unmask_ze]
+    fldz
+    fld1
+    fdiv st(0), st(1)
+    cvtpi2ps xmm1, [rip + ints]   # memory source: no MMX transition, no #MF
+    movd eax, xmm1
+    st rax
+    fnclex
+    lea r15, [rip + 1f]
+    .byte 0x0f, 0x73, 0xd8, 0x04  # PSRLDQ without 66: #UD
+1:  lea r15, [rip + 1f]
+    .byte 0x0f, 0x6c, 0xc1        # PUNPCKLQDQ without 66: #UD
+1:  lea r15, [rip + 1f]
+    .byte 0x0f, 0x71, 0xf8, 0x04  # 0F 71 /7: #UD
+1:  lea r15, [rip + 1f]
+    .byte 0x0f, 0xe7, 0xc1        # MOVNTQ with a register destination: #UD
+1:  lea r15, [rip + 1f]
+    .byte 0x0f, 0xd6, 0xc1        # 0F D6 without prefix: #UD
+1:  nop
+  `, `
+    cw_unmask_ze: .word 0x037b
+    .balign 8
+    ints: .long 3, -7
+  `);
+  assert.deepEqual(values.map((v) => v.toString(16)), [
+    'ee06', 'ee06', 'ee07', 'ee07',
+    'a',
+    'ee06', 'ee06',
+    (0x0004 | 0x0080 | 0x8000 | (6 << 11)).toString(16),
+    'ee10', '14', 'ee10',
+    '40400000',
+    'ee06', 'ee06', 'ee06', 'ee06', 'ee06',
+  ]);
+});
+
+void test('64-bit and MMX<->XMM forms: MOVQ r64/m64, MOVD zero-extension, MOVNTQ, MASKMOVQ, MOVQ2DQ/MOVDQ2Q, CVT*PI*', async () => {
+  const { values } = await run(`
+    mov rax, 0x8877665544332211
+    movq mm4, rax
+    movq rbx, mm4
+    st rbx
+    movd ecx, mm4
+    st rcx
+    mov r8, -1
+    movd mm5, r8d
+    movq [r13], mm5
+    add r13, 8
+    movntq [r13], mm4
+    add r13, 8
+    movq rax, [rip + mask]
+    movq mm6, rax
+    mov qword ptr [r13], 0
+    mov rdi, r13
+    maskmovq mm4, mm6
+    add r13, 8
+    movdqa xmm9, [rip + xmmval]
+    movq2dq xmm9, mm4
+    movdqu [r13], xmm9
+    add r13, 16
+    movdq2q mm7, xmm9
+    movq [r13], mm7
+    add r13, 8
+    movq mm0, [rip + ints]
+    movdqa xmm10, [rip + xmmval]
+    cvtpi2ps xmm10, mm0
+    movdqu [r13], xmm10
+    add r13, 16
+    cvtpi2pd xmm11, mm0
+    movdqu [r13], xmm11
+    add r13, 16
+    cvtps2pi mm1, [rip + floats]
+    movq [r13], mm1
+    add r13, 8
+    cvttps2pi mm1, [rip + floats]
+    movq [r13], mm1
+    add r13, 8
+    movapd xmm12, [rip + doubles]
+    cvtpd2pi mm2, xmm12
+    movq [r13], mm2
+    add r13, 8
+    cvttpd2pi mm2, [rip + doubles]
+    movq [r13], mm2
+    add r13, 8
+    stmxcsr [r13]
+    add r13, 8
+  `, `
+    mask: .quad 0x80000080007f8000
+    .balign 16
+    xmmval: .quad 0xdeaddeaddeaddead, 0xbeefbeefbeefbeef
+    ints: .long 3, -7
+    .balign 16
+    floats: .float 2.5, -1e10
+    .balign 16
+    doubles: .double -3.5, 3e9
+  `);
+  const f32 = (x: number): bigint => BigInt(new Uint32Array(new Float32Array([x]).buffer)[0]);
+  const f64 = (x: number): bigint => new BigUint64Array(new Float64Array([x]).buffer)[0];
+  assert.deepEqual(values.map((v) => v.toString(16)), [
+    '8877665544332211', '44332211', 'ffffffff', '8877665544332211',
+    '8800005500002200',
+    '8877665544332211', '0', '8877665544332211',
+    ((f32(-7) << 32n) | f32(3)).toString(16), 'beefbeefbeefbeef',
+    f64(3).toString(16), f64(-7).toString(16),
+    '8000000000000002', '8000000000000002',
+    '80000000fffffffc', '80000000fffffffd',
+    '1fa1',
+  ]);
+});
