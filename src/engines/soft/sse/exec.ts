@@ -20,7 +20,7 @@ import {
 } from '../decoder.js';
 import { effectiveAddress, readRm, writeReg, writeRm } from '../operands.js';
 import {
-  MXCSR_MASK, MX_IE, X_RES, X_SRC, X_TMP, type SseState,
+  MXCSR_MASK, MX_DE, MX_IE, X_RES, X_SRC, X_TMP, type SseState,
 } from './state.js';
 import {
   OP_ADD, OP_DIV, OP_MAX, OP_MIN, OP_MUL, OP_SQRT, OP_SUB, arith32, arith64, beginFp, comparePredicate, env, f64FromBits,
@@ -308,11 +308,19 @@ function comis(c: Cpu, d: number, src: number, double: boolean, ordered: boolean
 // Conversions
 // ---------------------------------------------------------------------------
 
-/** Reads a float lane as a number for conversion to integer (NaN stays NaN; DAZ/DE applied). */
+/**
+ * Reads a float lane as a number for conversion to integer (NaN stays NaN; DAZ
+ * applied). Float-to-integer conversions report only IE and PE (SDM: CVTPS2DQ,
+ * CVTSS2SI, CVTPS2PI, ...), so a denormal source does not set DE.
+ */
 function laneValue(s: SseState, wi: number, double: boolean): number {
   const w = s.i32;
-  if (double) return isNaN64(w[wi], w[wi + 1]) ? NaN : in64(w[wi], w[wi + 1]);
-  return isNaN32(w[wi]) ? NaN : in32(w[wi]);
+  const de = env.flags & MX_DE;
+  let v: number;
+  if (double) v = isNaN64(w[wi], w[wi + 1]) ? NaN : in64(w[wi], w[wi + 1]);
+  else v = isNaN32(w[wi]) ? NaN : in32(w[wi]);
+  env.flags = (env.flags & ~MX_DE) | de;
+  return v;
 }
 
 /** Float lane to int32 (integer indefinite 0x80000000 on NaN/overflow). */

@@ -355,10 +355,12 @@ void test('faults: #UD with CR0.EM, #NM with CR0.TS (EMMS too), #MF for a pendin
     fldz
     fld1
     fdiv st(0), st(1)
-    cvtpi2ps xmm1, [rip + ints]   # memory source: no MMX transition, no #MF
-    movd eax, xmm1
+    cvtpi2pd xmm1, [rip + ints]   # memory source: no MMX transition, no #MF
+    movq rax, xmm1
     st rax
-    fnclex
+    lea r15, [rip + 1f]
+    cvtpi2ps xmm1, [rip + ints]   # CVTPI2PS m64 is a transition: #MF
+1:  fnclex
     lea r15, [rip + 1f]
     .byte 0x0f, 0x73, 0xd8, 0x04  # PSRLDQ without 66: #UD
 1:  lea r15, [rip + 1f]
@@ -381,7 +383,7 @@ void test('faults: #UD with CR0.EM, #NM with CR0.TS (EMMS too), #MF for a pendin
     'ee06', 'ee06',
     (0x0004 | 0x0080 | 0x8000 | (6 << 11)).toString(16),
     'ee10', '14', 'ee10',
-    '40400000',
+    '4008000000000000', 'ee10',
     'ee06', 'ee06', 'ee06', 'ee06', 'ee06',
   ]);
 });
@@ -436,7 +438,15 @@ void test('64-bit and MMX<->XMM forms: MOVQ r64/m64, MOVD zero-extension, MOVNTQ
     add r13, 8
     stmxcsr [r13]
     add r13, 8
+    ldmxcsr [rip + mx_default]
+    cvtps2pi mm3, [rip + denormals]   # denormal sources: PE only, no DE (float-to-integer conversions)
+    movq [r13], mm3
+    add r13, 8
+    stmxcsr [r13]
+    add r13, 8
   `, `
+    mx_default: .long 0x1f80
+    denormals: .long 0x00000001, 0x807fffff
     mask: .quad 0x80000080007f8000
     .balign 16
     xmmval: .quad 0xdeaddeaddeaddead, 0xbeefbeefbeefbeef
@@ -457,5 +467,6 @@ void test('64-bit and MMX<->XMM forms: MOVQ r64/m64, MOVD zero-extension, MOVNTQ
     '8000000000000002', '8000000000000002',
     '80000000fffffffc', '80000000fffffffd',
     '1fa1',
+    '0', '1fa0',
   ]);
 });

@@ -11,7 +11,8 @@
  * (`cpu.x87.lo/hi`, MMi = Ri, not ST(i)), so FXSAVE/FNSAVE carry them. Every
  * MMX instruction except EMMS sets TOP to 0 and every tag to valid, after its
  * last possible fault; writing MMi also sets Ri's sign and exponent to all
- * ones. EMMS empties every tag. Checks, in order: CR0.EM → #UD (plus
+ * ones. EMMS empties every tag. CVTPI2PD with a memory source is the one
+ * exception: no transition, no #MF (SDM). Checks, in order: CR0.EM → #UD (plus
  * CR4.OSFXSR = 0 → #UD for the forms that use XMM state), CR0.TS → #NM, a
  * pending unmasked x87 exception with CR0.NE → #MF.
  *
@@ -244,16 +245,16 @@ export function executeMmx(c: Cpu, op: number, b: number, r: Int32Array, f: numb
       return;
     }
     case 0xf7: maskMoveQ(c, r, b, f, d); return;
-    case 0x2a: { // CVTPI2PS xmm, mm/m64
+    case 0x2a: { // CVTPI2PS xmm, mm/m64 (the SDM makes both forms MMX transitions, unlike CVTPI2PD)
       const xd = r[b + D_REG];
-      checkMmxXmm(c, mod3);
+      checkMmxXmm(c, true);
       loadSource(c, r, b, f);
       beginFp(s);
       s.copy(X_RES, xd);
       s.f32[X_RES * 4] = round32(w[X_SRC * 4], 0);
       s.f32[X_RES * 4 + 1] = round32(w[X_SRC * 4 + 1], 0);
       commitFp(c, xd);
-      if (mod3) enterMmx(x);
+      enterMmx(x);
       return;
     }
     case 0x2c: case 0x2d: { // CVTTPS2PI / CVTPS2PI mm, xmm/m64
@@ -290,7 +291,7 @@ function executePrefixed(c: Cpu, o: number, b: number, r: Int32Array, f: number)
     }
     return;
   }
-  if (o === 0x2a) { // CVTPI2PD xmm, mm/m64 (exact: no MXCSR flags)
+  if (o === 0x2a) { // CVTPI2PD xmm, mm/m64 (exact: no MXCSR flags; the m64 form is no MMX transition and takes no #MF)
     checkMmxXmm(c, mod3);
     loadSource(c, r, b, f);
     const at = r[b + D_REG] * 2;
