@@ -21,6 +21,7 @@ import {
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
 import { clflush, executeGroup15Sse, executeSse } from './sse/exec.js';
+import { executeMmx, isMmxForm } from './sse/mmx.js';
 import { executeX87, fwait } from './fpu/x87.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -483,7 +484,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     default:
-      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) return executeSse(c, op, b, r, f); // sse/
+      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) {
+        return isMmxForm(op, f) ? executeMmx(c, op, b, r, f) : executeSse(c, op, b, r, f); // sse/mmx.ts, sse/exec.ts
+      }
       return ud(c);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * CPUID and MSRs of the soft CPU. CPUID advertises only what the interpreter
- * implements (SSE/SSE2/SSE3 and FXSR, no x87 or MMX yet), plus the hypervisor bit, the TSC frequency in
+ * implements (x87, MMX, SSE/SSE2/SSE3 and FXSR; none of AMD's MMX/3DNow! extensions in 0x80000001), plus the hypervisor bit, the TSC frequency in
  * leaves 0x15/0x16 and 0x40000010, and a hypervisor vendor leaf.
  */
 
@@ -36,6 +36,7 @@ const F1_EDX =
   (1 << 15) | // CMOV
   (1 << 16) | // PAT
   (1 << 19) | // CLFSH
+  (1 << 23) | // MMX (sse/mmx.ts)
   (1 << 24) | // FXSR (sse/fxsave.ts)
   (1 << 25) | // SSE (sse/)
   (1 << 26); // SSE2 (sse/)
