@@ -69,7 +69,14 @@ export interface KvmNative {
   pollFd(fd: number, events: number, onEvents: (events: number) => void): EventfdPollHandle;
   /** Changes a pollFd watch's events; 0 pauses it. */
   pollFdUpdate(handle: EventfdPollHandle, events: number): void;
+  /**
+   * fallocate(2) on libuv's thread pool: resolves with 0 or -errno (never
+   * rejects). The fd must stay open until it settles.
+   */
+  fallocateAsync(fd: number, mode: number, offset: number, length: number): Promise<number>;
   readonly O_RDWR: number;
+  readonly FALLOC_FL_KEEP_SIZE: number;
+  readonly FALLOC_FL_PUNCH_HOLE: number;
 }
 
 /** Where node-gyp puts the addon, relative to the package root. */
@@ -114,5 +121,5 @@ const REQUIRED_FUNCTIONS: readonly (keyof KvmNative)[] = [
   'open', 'close', 'ioctlInt', 'ioctlBytes', 'run', 'mmap', 'mmapPieces', 'munmap', 'addressOf', 'gettid',
   'allocSlots', 'freeSlots', 'registerVcpuThread', 'unregisterVcpuThread', 'kick', 'watcherCreate', 'watcherArm',
   'watcherDisarm', 'watcherTakeFired', 'watcherDestroy', 'eventfdCreate', 'eventfdSignal', 'pollEventfd', 'pollClose',
-  'pollFd', 'pollFdUpdate',
+  'pollFd', 'pollFdUpdate', 'fallocateAsync',
 ];
