@@ -20,9 +20,7 @@ export class LinuxSession {
   private waiters: { pattern: RegExp; from: number; resolve: (m: RegExpExecArray) => void }[] = [];
   private readonly ended: Promise<SessionEnd>;
 
-  /** Starts `typevisor run` with `args`; `wrapper` (e.g. ['ip', 'netns', 'exec', 'ns']) runs it inside another command. */
-  constructor(args: readonly string[], wrapper: readonly string[] = []) {
-    const command = [...wrapper, process.execPath, CLI, 'run', ...args];
+  private constructor(command: readonly string[]) {
     this.child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdin.on('error', () => undefined);
     const take = (d: Buffer): void => {
@@ -39,6 +37,16 @@ export class LinuxSession {
       this.child.on('error', (e) => resolve({ output: `${this.text}\n${String(e)}`, status: null, signal: null }));
       this.child.on('close', (status, signal) => resolve({ output: this.text, status, signal }));
     });
+  }
+
+  /** Starts `typevisor run` with `args`; `wrapper` (e.g. ['ip', 'netns', 'exec', 'ns']) runs it inside another command. */
+  static typevisor(args: readonly string[], wrapper: readonly string[] = []): LinuxSession {
+    return new LinuxSession([...wrapper, process.execPath, CLI, 'run', ...args]);
+  }
+
+  /** A session with any VMM command line whose stdio is the guest's serial console (e.g. QEMU with `-serial stdio`). */
+  static command(command: readonly string[]): LinuxSession {
+    return new LinuxSession(command);
   }
 
   get output(): string {

@@ -130,7 +130,7 @@ describe('virtio-vsock and virtio-net under a Linux guest (soft engine)', () => 
       socket.on('error', () => undefined);
     });
     await new Promise<void>((resolve) => server.listen(`${uds}_${hostPort}`, resolve));
-    const vm = new LinuxSession(bootArgs(['--vsock', `cid=3,uds=${uds}`]));
+    const vm = LinuxSession.typevisor(bootArgs(['--vsock', `cid=3,uds=${uds}`]));
     try {
       await vm.waitFor(new RegExp(READY_BANNER), BOOT_TIMEOUT_MS);
       // (a) host → guest: a guest listener on port 1234 echoes what the host sends through the UDS.
@@ -171,7 +171,7 @@ describe('virtio-vsock and virtio-net under a Linux guest (soft engine)', () => 
       sh('ip', 'netns', 'exec', ns, 'ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
       sh('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', '10.215.0.1/24', 'dev', tap);
       sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', tap, 'up');
-      vm = new LinuxSession(bootArgs(['--net', `tap=${tap}`]), ['ip', 'netns', 'exec', ns]);
+      vm = LinuxSession.typevisor(bootArgs(['--net', `tap=${tap}`]), ['ip', 'netns', 'exec', ns]);
       await vm.waitFor(new RegExp(READY_BANNER), BOOT_TIMEOUT_MS);
       let from = vm.type('ip link set eth0 up && ip addr add 10.215.0.2/24 dev eth0 && ping -c 3 -W 5 10.215.0.1; echo "PING-STATUS $?"');
       const status = await vm.waitFor(/PING-STATUS (\d+)/, STEP_TIMEOUT_MS, from);
