@@ -17,6 +17,9 @@ export interface SessionEnd {
 export class LinuxSession {
   private readonly child: ChildProcessWithoutNullStreams;
   private text = '';
+  /** Output length after each chunk and when (performance.now()) it arrived: timing of console text as the host saw it. */
+  private readonly chunkEnds: number[] = [];
+  private readonly chunkTimes: number[] = [];
   private waiters: { pattern: RegExp; from: number; resolve: (m: RegExpExecArray) => void }[] = [];
   private readonly ended: Promise<SessionEnd>;
 
@@ -25,6 +28,8 @@ export class LinuxSession {
     this.child.stdin.on('error', () => undefined);
     const take = (d: Buffer): void => {
       this.text += d.toString('latin1');
+      this.chunkEnds.push(this.text.length);
+      this.chunkTimes.push(performance.now());
       this.waiters = this.waiters.filter((w) => {
         const m = w.pattern.exec(this.text.slice(w.from));
         if (m !== null) w.resolve(m);
@@ -47,6 +52,19 @@ export class LinuxSession {
   /** A session with any VMM command line whose stdio is the guest's serial console (e.g. QEMU with `-serial stdio`). */
   static command(command: readonly string[]): LinuxSession {
     return new LinuxSession(command);
+  }
+
+  /** When (performance.now()) the output byte at `offset` arrived; undefined if it has not. */
+  arrivalTime(offset: number): number | undefined {
+    let lo = 0;
+    let hi = this.chunkEnds.length - 1;
+    if (hi < 0 || offset >= this.chunkEnds[hi]) return undefined;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.chunkEnds[mid] > offset) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.chunkTimes[lo];
   }
 
   get output(): string {
