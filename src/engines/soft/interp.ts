@@ -1862,6 +1862,7 @@ function syscall(c: Cpu): void {
   const sel = (c.starHi & 0xffff) & 0xfffc;
   const fl = c.getFlags();
   const ret = c.nextRip;
+  const target = c.long64 ? c.lstar : c.cstar; // by the mode SYSCALL runs in, before CS changes
   c.setReg64(1, ret);
   c.lo[11] = fl & ~RF; c.hi[11] = 0;
   c.cpl = 0;
@@ -1870,7 +1871,7 @@ function syscall(c: Cpu): void {
   c.flags = (fl & ~c.sfmask & ~RF) | 2;
   c.lazyOp = L_NONE;
   c.updateMode();
-  c.nextRip = c.long64 ? c.lstar : c.cstar;
+  c.nextRip = target;
 }
 
 function sysret(c: Cpu, f: number): void {

@@ -153,3 +153,52 @@ int82:
   assert.equal(v[11], 0x2bn);
   assert.equal(result.state.seg.cs.selector, 0x8, 'INT 0x82 handler runs in ring 0');
 });
+
+void test('SYSCALL from compatibility mode enters at CSTAR, from 64-bit mode at LSTAR (SDM SYSCALL)', async () => {
+  const code = assemble(`
+    mov r13, 0x200000
+    mov ecx, 0xc0000081
+    mov eax, 0
+    mov edx, 0x00180008
+    wrmsr
+    mov ecx, 0xc0000082
+    lea rax, [rip + lstar_entry]
+    xor edx, edx
+    wrmsr
+    mov ecx, 0xc0000083
+    lea rax, [rip + cstar_entry]
+    xor edx, edx
+    wrmsr
+    push 0x23
+    push 0x70000
+    push 0x2
+    push 0x1b
+    lea rax, [rip + user32]
+    push rax
+    iretq
+lstar_entry:
+    mov qword ptr [r13], 1
+    out 0xf4, al
+cstar_entry:
+    mov qword ptr [r13], 2
+    mov [r13 + 8], rcx
+    out 0xf4, al
+.code32
+user32:
+    syscall
+after_syscall32:
+.code64
+  `, 64);
+  const tables = identityPageTables(0x9000);
+  const state = longModeState(0x100000, 0x9000);
+  state.gdt = { base: 0x310000n, limit: 0x3f };
+  const result = await softRunner({
+    code, loadAddress: 0x100000, state,
+    memory: [...tables, { address: 0x310000, bytes: gdtWithTss(0x320000) }],
+  });
+  assert.equal(result.exit.kind, 'debug-exit', JSON.stringify(result.exit));
+  const dv = new DataView(result.readMemory(0x200000, 16).buffer);
+  assert.equal(dv.getBigUint64(0, true), 2n, 'compatibility-mode SYSCALL goes to CSTAR');
+  assert.equal(dv.getBigUint64(8, true), BigInt(0x100000 + code.length), 'RCX = address after SYSCALL (the last instruction)');
+  assert.equal(result.state.seg.cs.selector, 0x8);
+});
