@@ -161,6 +161,11 @@ export class Cpu {
   eventCheck = false;
   /** NMIs are blocked until the next IRET. */
   nmiBlocked = false;
+  /**
+   * Set by SYSCALL/SYSRET (which also end the batch): their single-step trap
+   * depends on TF after the instruction, not before (what QEMU and KVM do).
+   */
+  singleStepByNewTf = false;
   /** Counts retired instructions. */
   instructions = 0;
   /** Set when the engine asks the vCPU to stop at the next boundary. */
@@ -975,7 +980,9 @@ export class Cpu {
             if (this.eventCheck) break;
           }
         }
-        if (singleStep && this.instructions === limit) {
+        let trap = singleStep && this.instructions === limit;
+        if (this.singleStepByNewTf) { this.singleStepByNewTf = false; trap = (this.flags & TF) !== 0; }
+        if (trap) {
           // Single-step trap after the instruction (DR6.BS).
           this.dr[6] = (this.dr[6] | 0x4000) >>> 0;
           this.externalInterruptLike(X_DB);

@@ -1872,6 +1872,8 @@ function syscall(c: Cpu): void {
   c.lazyOp = L_NONE;
   c.updateMode();
   c.nextRip = target;
+  c.singleStepByNewTf = true;
+  c.eventCheck = true;
 }
 
 function sysret(c: Cpu, f: number): void {
@@ -1894,6 +1896,8 @@ function sysret(c: Cpu, f: number): void {
   c.flags &= ~RF;
   c.updateMode();
   c.nextRip = target;
+  c.singleStepByNewTf = true;
+  c.eventCheck = true;
 }
 
 function sysenter(c: Cpu): void {
