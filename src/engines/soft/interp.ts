@@ -988,7 +988,8 @@ function farReturn(c: Cpu, size: number, extra: number): void {
 }
 
 function iret(c: Cpu, size: number): void {
-  c.nmiBlocked = false;
+  // Unblocking NMIs ends the batch so that a pending NMI is taken right after the IRET.
+  if (c.nmiBlocked) { c.nmiBlocked = false; c.eventCheck = true; }
   if ((c.cr0 & CR0_PE) === 0) {
     const ip = c.peek(size, 0) >>> 0;
     const cs = c.peek(size, size) & 0xffff;
