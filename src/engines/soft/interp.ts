@@ -310,6 +310,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case 0xcd: c.softwareInterrupt(r[b + D_IMM] & 0xff, true); return;
     case 0xce: if (c.getOF() !== 0) c.softwareInterrupt(X_OF, true); return;
     case 0xcf: iret(c, osz(f)); return;
+    case 0xd6: // SALC (undocumented; #UD in 64-bit mode, the decoder marks it): AL = CF ? 0xff : 0
+      c.lo[0] = (c.lo[0] & ~0xff) | (c.getCF() !== 0 ? 0xff : 0);
+      return;
     case 0xd7: { // XLAT
       const asz = addrSize(f);
       const bx = asz === 8 ? c.reg64(3) : asz === 4 ? c.lo[3] >>> 0 : c.lo[3] & 0xffff;
