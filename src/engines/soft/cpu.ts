@@ -132,6 +132,8 @@ export class Cpu {
   mtrrDefType = 0;
   readonly mtrrs = new Map<number, [number, number]>();
   miscEnable = 1; // fast strings
+  /** IA32_MISC_ENABLE bits 63:32; bit 34 (bit 2 here) is XD Bit Disable. */
+  miscEnableHi = 0;
   tscOffset = 0;
   tscAux = 0;
   /** IA32_TSC_ADJUST (signed). */

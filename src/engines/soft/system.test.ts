@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ASM_IDT_MACROS, assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
+import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
 
 void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', async () => {
   const code = assemble(`${ASM_IDT_MACROS}
@@ -132,4 +132,67 @@ void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', asyn
   assert.equal(v[15], 7, 'RDTSCP returns TSC_AUX in ECX');
   assert.deepEqual([v[16], v[17]], [0x2b, 0x70000], 'SYSEXIT (64-bit) to ring 3');
   assert.deepEqual([v[18], v[19]], [0x8, 0x90000], 'SYSENTER back to ring 0');
+});
+
+void test('IA32_MISC_ENABLE keeps XD Bit Disable (bit 34), which hides NX and excludes EFER.NXE; IA32_MCG_CAP reads 0 banks', async () => {
+  const code = assemble(`${ASM_IDT_MACROS}${ASM_STORE_MACRO}
+    mov r13, 0x200000
+    gate 13, gp
+    load_idt
+    mov ecx, 0x179
+    mov eax, 0x55
+    mov edx, 0x55
+    rdmsr
+    st rax
+    st rdx
+    lea r15, [rip + 1f]
+    mov ecx, 0x1a0
+    mov eax, 1
+    mov edx, 4
+    wrmsr
+    mov rax, 0xaa
+    st rax
+  1:
+    mov ecx, 0xc0000080
+    rdmsr
+    and eax, ~0x800
+    wrmsr
+    mov ecx, 0x1a0
+    mov eax, 1
+    mov edx, 4
+    wrmsr
+    xor eax, eax
+    xor edx, edx
+    rdmsr
+    st rax
+    st rdx
+    mov eax, 0x80000001
+    cpuid
+    st rdx
+    lea r15, [rip + 2f]
+    mov ecx, 0xc0000080
+    rdmsr
+    or eax, 0x800
+    wrmsr
+    mov rax, 0xbb
+    st rax
+  2:
+    out 0xf4, al
+  gp:
+    pop rax
+    mov rax, 0x6d
+    st rax
+    mov [rsp], r15
+    iretq
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit', JSON.stringify(r.exit));
+  const n = (Number(r.state.gpr.r13) - 0x200000) / 8;
+  const dv = new DataView(r.readMemory(0x200000, n * 8).buffer);
+  const v = Array.from({ length: n }, (_, i) => dv.getBigUint64(i * 8, true));
+  assert.deepEqual(v.slice(0, 3), [0n, 0n, 0x6dn], 'MCG_CAP = 0; XD disable with EFER.NXE set is #GP');
+  assert.deepEqual(v.slice(3, 5), [1n, 4n], 'MISC_ENABLE reads back bit 34');
+  assert.equal(v[5] & (1n << 20n), 0n, 'CPUID.80000001:EDX.NX hidden');
+  assert.equal(v[6], 0x6dn, 'EFER.NXE is reserved while XD is disabled');
+  assert.equal(v.length, 7);
 });
