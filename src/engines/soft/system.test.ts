@@ -117,6 +117,7 @@ void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', asyn
   const text = (x: number): string => String.fromCharCode(x & 0xff, (x >> 8) & 0xff, (x >> 16) & 0xff, (x >>> 24) & 0xff);
   assert.equal(text(v[0]) + text(v[1]) + text(v[2]), 'GenuineIntel');
   assert.ok((v[3] & 0x80000000) !== 0, 'hypervisor bit');
+  assert.ok((v[3] & (1 << 24)) !== 0, 'TSC-deadline timer advertised (there is a local APIC)');
   assert.equal(v[4] & 1, 1, 'x87 FPU advertised');
   assert.equal(v[4] & (7 << 24), 7 << 24, 'FXSR, SSE, SSE2 advertised (sse/)');
   assert.equal(v[4] & (1 << 23), 0, 'no MMX advertised');

@@ -40,6 +40,8 @@ const F1_EDX =
   (1 << 25) | // SSE (sse/)
   (1 << 26); // SSE2 (sse/)
 const F1_EDX_APIC = 1 << 9;
+// CPUID.1:ECX.TSC-Deadline: the local APIC timer's TSC-deadline mode (platform/local-apic.ts).
+const F1_ECX_TSC_DEADLINE = 1 << 24;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.7.0:EBX: IA32_TSC_ADJUST.
@@ -66,7 +68,7 @@ export function cpuid(c: Cpu): void {
     case 1:
       a = 0x000306a9; // family 6, model 0x3a, stepping 9
       b = (c.index << 24) | (1 << 16) | (8 << 8);
-      cc = F1_ECX;
+      cc = F1_ECX | (c.lapic !== null ? F1_ECX_TSC_DEADLINE : 0);
       d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
       break;
     case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
