@@ -1540,7 +1540,7 @@ export class Cpu {
       gdt: { base: toU64(this.gdtBase), limit: this.gdtLimit },
       idt: { base: toU64(this.idtBase), limit: this.idtLimit },
       cr0: BigInt(this.cr0 >>> 0), cr2: toU64(this.cr2), cr3: toU64(this.cr3), cr4: BigInt(this.cr4 >>> 0),
-      cr8: BigInt(this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
+      cr8: BigInt(this.lapic !== null ? this.lapic.readCr8() : this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
       fx: sseStateImage(this),
     };
   }
@@ -1557,6 +1557,7 @@ export class Cpu {
     this.cr3 = fromU64(st.cr3);
     this.cr4 = Number(st.cr4 & 0xffffffffn);
     this.cr8 = Number(st.cr8 & 0xfn);
+    this.lapic?.writeCr8(this.cr8);
     this.apicBase = Number(st.apicBase & 0xffffffffn);
     this.flags = (Number(st.rflags & 0xffffffffn) & (WRITABLE_FLAGS | VM)) | 2;
     this.lazyOp = L_NONE;

@@ -1789,7 +1789,7 @@ function movCr(c: Cpu, r: Int32Array, b: number, toCr: boolean): void {
       case 2: v = c.cr2; break;
       case 3: v = c.cr3; break;
       case 4: v = c.cr4; break;
-      default: v = c.cr8; break;
+      default: v = c.lapic !== null ? c.lapic.readCr8() : c.cr8; break;
     }
     if (c.long64) c.setReg64(gpr, v);
     else { c.lo[gpr] = v | 0; c.hi[gpr] = 0; }
@@ -1815,6 +1815,7 @@ function movCr(c: Cpu, r: Int32Array, b: number, toCr: boolean): void {
     default:
       if ((lo & ~0xf) !== 0 || hi !== 0) c.raise(X_GP, 0);
       c.cr8 = lo;
+      c.lapic?.writeCr8(lo); // CR8 is the APIC's TPR[7:4]
       c.eventCheck = true;
       break;
   }

@@ -216,3 +216,26 @@ void test('an NMI left pending while NMIs were blocked is taken right after the 
   assert.deepEqual(exit, { kind: 'debug-exit', value: 2 }, 'the nested NMI ran before the instruction after IRET');
   vm.destroy();
 });
+
+void test('CR8 is the local APIC TPR[7:4]: MOV to CR8 sets the TPR, MOV from CR8 reads it (SDM 10.8.6.1)', async () => {
+  const lapic = new FakeLapic();
+  const vm = await new SoftEngine(fakePlatformFactory([lapic])).createVm({ ramSize: 16 << 20, vcpuCount: 1 });
+  const code = assemble(`
+    mov rax, cr8
+    mov r12, rax
+    mov eax, 5
+    mov cr8, rax
+    mov al, r12b
+    out 0xf4, al
+  `, 64);
+  vm.memory.writeBytes(0x100000, code);
+  for (const m of identityPageTables(0x9000)) vm.memory.writeBytes(m.address, m.bytes);
+  const state = longModeState(0x100000, 0x9000);
+  vm.vcpus[0].setState(state);
+  lapic.tpr = 0x90; // after setState, which loads the state's CR8 (0) into the TPR
+  const exit = await vm.run(opsFor((v) => vm.requestExit({ kind: 'debug-exit', value: v })));
+  assert.deepEqual(exit, { kind: 'debug-exit', value: 9 }, 'CR8 read TPR[7:4]');
+  assert.equal(lapic.tpr, 0x50, 'CR8 write set TPR to value << 4');
+  assert.equal(vm.vcpus[0].getState().cr8, 5n);
+  vm.destroy();
+});

@@ -46,6 +46,9 @@ export class FakeLapic implements LocalInterruptSource {
     this.base = lo & 0xfffff000;
     return true;
   }
+  tpr = 0;
+  readCr8(): number { return this.tpr >>> 4; }
+  writeCr8(value: number): void { this.tpr = value << 4; }
   baseAddress(): number { return this.base; }
   mmioEnabled(): boolean { return true; }
 }
