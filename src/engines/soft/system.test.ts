@@ -197,3 +197,33 @@ void test('IA32_MISC_ENABLE keeps XD Bit Disable (bit 34), which hides NX and ex
   assert.equal(v[6], 0x6dn, 'EFER.NXE is reserved while XD is disabled');
   assert.equal(v.length, 7);
 });
+
+void test('CPUID.1:EDX.APIC is clear while IA32_APIC_BASE.EN is clear (a globally disabled APIC)', async () => {
+  const code = assemble(`${ASM_STORE_MACRO}
+    mov r13, 0x200000
+    mov eax, 1
+    cpuid
+    st rdx
+    mov ecx, 0x1b
+    rdmsr
+    mov r12d, eax
+    and eax, ~0x800
+    wrmsr
+    mov eax, 1
+    cpuid
+    st rdx
+    mov ecx, 0x1b
+    mov eax, r12d
+    xor edx, edx
+    wrmsr
+    mov eax, 1
+    cpuid
+    st rdx
+    out 0xf4, al
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit', JSON.stringify(r.exit));
+  const dv = new DataView(r.readMemory(0x200000, 24).buffer);
+  const apicBit = (i: number): number => (dv.getUint32(i * 8, true) >>> 9) & 1;
+  assert.deepEqual([apicBit(0), apicBit(1), apicBit(2)], [1, 0, 1]);
+});

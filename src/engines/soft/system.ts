@@ -40,6 +40,7 @@ const F1_EDX =
   (1 << 25) | // SSE (sse/)
   (1 << 26); // SSE2 (sse/)
 const F1_EDX_APIC = 1 << 9;
+const APIC_BASE_ENABLE = 1 << 11;
 // CPUID.1:ECX.TSC-Deadline: the local APIC timer's TSC-deadline mode (platform/local-apic.ts).
 const F1_ECX_TSC_DEADLINE = 1 << 24;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
@@ -55,6 +56,11 @@ const F81_EDX = (1 << 11) | F81_EDX_NX | (1 << 27) | (1 << 29);
 // IA32_MISC_ENABLE bit 34 (XD Bit Disable), in the high half.
 const MISC_HI_XD_DISABLE = 1 << 2;
 
+/** CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN (SDM 10.4.3: a globally disabled APIC is reported absent). */
+function apicHardwareEnabled(c: Cpu): boolean {
+  return c.lapic !== null && c.lapic.readMsr(0x1b, c.msrOut) && (c.msrOut[0] & APIC_BASE_ENABLE) !== 0;
+}
+
 /** Executes CPUID for leaf EAX / subleaf ECX. */
 export function cpuid(c: Cpu): void {
   const leaf = c.lo[0] >>> 0;
@@ -69,7 +75,7 @@ export function cpuid(c: Cpu): void {
       a = 0x000306a9; // family 6, model 0x3a, stepping 9
       b = (c.index << 24) | (1 << 16) | (8 << 8);
       cc = F1_ECX | (c.lapic !== null ? F1_ECX_TSC_DEADLINE : 0);
-      d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
+      d = F1_EDX | (apicHardwareEnabled(c) ? F1_EDX_APIC : 0);
       break;
     case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
     case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
