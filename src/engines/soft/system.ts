@@ -41,6 +41,7 @@ const F1_EDX =
   (1 << 26); // SSE2 (sse/)
 const F1_EDX_APIC = 1 << 9;
 const APIC_BASE_ENABLE = 1 << 11;
+const APIC_BASE_EXTD = 1 << 10;
 // CPUID.1:ECX.TSC-Deadline: the local APIC timer's TSC-deadline mode (platform/local-apic.ts).
 const F1_ECX_TSC_DEADLINE = 1 << 24;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
@@ -172,6 +173,8 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
       c.tscAdjust = v;
       return true;
     case 0x1b: case 0x6e0:
+      // CPUID does not advertise x2APIC, so IA32_APIC_BASE.EXTD (bit 10) is reserved (#GP).
+      if (msr === 0x1b && (lo & APIC_BASE_EXTD) !== 0) return false;
       if (c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
       if (msr === 0x1b) { c.apicBase = lo >>> 0; return true; }
       return false;
