@@ -109,6 +109,7 @@ export class SoftVm implements EngineVm {
   private destroyed = false;
   private inTick = false;
   private readonly traceOutput: ((text: string) => void) | null = null;
+  private dumpOnSignal: (() => void) | null = null;
   private readonly startMs = performance.now();
   private readonly startCpuUs = process.cpuUsage().user;
 
@@ -136,6 +137,9 @@ export class SoftVm implements EngineVm {
         cpu.trace = new SoftTrace(depth, out);
         cpu.trace.dumpVectors = vectors;
       }
+      // SIGUSR2 dumps every vCPU's trace: for a guest that hangs instead of faulting.
+      this.dumpOnSignal = (): void => { for (const cpu of this.cpus) cpu.trace?.dump(cpu, 'SIGUSR2'); };
+      process.on('SIGUSR2', this.dumpOnSignal);
     }
     for (const block of this.platform.ports) {
       for (let p = block.base; p < block.base + block.length && p < 0x10000; p++) this.portBlocks[p] = block;
@@ -265,6 +269,8 @@ export class SoftVm implements EngineVm {
       const cpuSeconds = (process.cpuUsage().user - this.startCpuUs) / 1e6;
       this.traceOutput(`soft trace: ${exit.kind}: ${total} instructions in ${seconds.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU (${(total / cpuSeconds / 1e6).toFixed(1)} MIPS per CPU-second)\n`);
     }
+    if (this.dumpOnSignal !== null) process.off('SIGUSR2', this.dumpOnSignal);
+    this.dumpOnSignal = null;
     const resolve = this.resolveRun;
     this.resolveRun = null;
     this.clearTimers();
