@@ -40,6 +40,26 @@ function tripleFaultKernel(): string {
   return path;
 }
 
+/**
+ * A multiboot kernel that checks the interrupt hardware as a PC BIOS leaves it: master PIC mask 0xfa (timer and
+ * cascade open), slave 0xff, and PIT channel 0 counting (two latched reads some time apart differ). It writes 0 to
+ * the debug-exit port when all hold (status 1), 1 otherwise (status 3).
+ */
+function biosStateKernel(): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'tv-bios-state-')), 'bios-state.bin');
+  writeFileSync(path, multibootFlatImage([
+    0xe4, 0x21, 0x3c, 0xfa, 0x75, 0x2f, //             in al,0x21; cmp al,0xfa; jne fail
+    0xe4, 0xa1, 0x3c, 0xff, 0x75, 0x29, //             in al,0xa1; cmp al,0xff; jne fail
+    0xb0, 0x00, 0xe6, 0x43, 0xe4, 0x40, 0x88, 0xc3, 0xe4, 0x40, 0x88, 0xc7, // latch channel 0; bx = count
+    0xb9, 0xa0, 0x86, 0x01, 0x00, 0xe2, 0xfe, //       mov ecx,100000; loop $
+    0xb0, 0x00, 0xe6, 0x43, 0xe4, 0x40, 0x88, 0xc2, 0xe4, 0x40, 0x88, 0xc6, // latch again; dx = count
+    0x66, 0x39, 0xd3, 0x74, 0x05, //                   cmp bx,dx; je fail
+    0xb0, 0x00, 0xe6, 0xf4, 0xf4, //                   pass: debug-exit 0; hlt
+    0xb0, 0x01, 0xe6, 0xf4, 0xf4, //                   fail: debug-exit 1; hlt
+  ], 0x80));
+  return path;
+}
+
 for (const engine of ['kvm', 'soft'] as const) {
   describe(`test guests under --engine ${engine}`, { skip: engineSkipReason(engine) }, () => {
     const run = (guest: string, extra: string[] = [], options: Parameters<typeof runCli>[1] = {}): Promise<CliResult> => {
@@ -70,6 +90,12 @@ for (const engine of ['kvm', 'soft'] as const) {
       const r = await run('multiboot-info', ['--append', 'hello=world']);
       assert.match(r.stdout, /cmdline: .*hello=world/);
       expectPass(r, 'multiboot-info');
+    });
+
+    test('a multiboot kernel finds the PICs and PIT as a PC BIOS leaves them', async () => {
+      const r = await runCli(['run', '--engine', engine, '--debug-exit', '--memory', '128M', '--kernel', biosStateKernel()], { timeoutMs: 120_000 });
+      assert.equal(r.timedOut, false);
+      assert.equal(r.status, 1, `status ${r.status} (3: a mask or the PIT count was wrong); stderr: ${r.stderr}`);
     });
 
     test('multiboot entry (a.out kludge)', async () => {

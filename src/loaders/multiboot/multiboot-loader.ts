@@ -3,8 +3,11 @@
  * PT_LOAD segments at their physical addresses, or an a.out-kludge image at
  * the addresses its header gives; places the initrd as module 0 after the
  * kernel; builds the multiboot information structure (memory sizes, command
- * line, modules, memory map, boot loader name) in low memory; and returns the
- * 32-bit protected-mode entry state (EAX = 0x2BADB002, EBX = info).
+ * line, modules, memory map, boot loader name) in low memory; leaves the PICs,
+ * PIT and interrupt vector table as a PC BIOS would (legacy-bios-state.ts: a
+ * short guest routine that then jumps to the kernel); and returns the 32-bit
+ * protected-mode entry state (EAX = 0x2BADB002, EBX = info), starting at that
+ * routine.
  */
 
 import type { GuestMemory } from '../../machine/memory.js';
@@ -16,6 +19,7 @@ import { e820Map, lowRamEnd } from '../e820.js';
 import { BootLayout } from '../boot-layout.js';
 import { MULTIBOOT_AOUT_KLUDGE, type MultibootHeader } from '../kernel-image.js';
 import { protectedModeEntryState, writeBootGdt } from '../x86-boot.js';
+import { writeLegacyBiosState } from '../legacy-bios-state.js';
 import { alignUp, encodeCmdline, mib, requireRam } from '../placement.js';
 
 /** The value in EAX that tells the kernel it was booted by a multiboot loader. */
@@ -61,6 +65,7 @@ export interface MultibootOptions {
 }
 
 export interface MultibootResult {
+  /** Starts at the BIOS-state routine, which jumps to `entry` with EAX/EBX set. */
   readonly bootState: CpuState;
   readonly entry: number;
   /** Guest-physical address of the multiboot information structure. */
@@ -133,8 +138,9 @@ export function loadMultiboot(
   memory.writeBytes(BootLayout.CMDLINE, cmdline);
   const info = writeMultibootInfo(memory, module, options.initrdName ?? 'initrd');
   writeBootGdt(memory);
+  const start = writeLegacyBiosState(memory, { entry, eax: MULTIBOOT_BOOTLOADER_MAGIC, ebx: info });
   return {
-    bootState: protectedModeEntryState(entry, MULTIBOOT_BOOTLOADER_MAGIC, info),
+    bootState: protectedModeEntryState(start, MULTIBOOT_BOOTLOADER_MAGIC, info),
     entry,
     info,
     kernelEnd,
