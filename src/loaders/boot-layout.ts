@@ -7,6 +7,8 @@
  * multiboot kernel may also use [0x7000, 0x20000), which multiboot boot data
  * leaves free: kvm-unit-tests' realmode.flat links at 0x8000).
  *
+ *   0x00000  real-mode vector table              multiboot (legacy-bios-state.ts)
+ *   0x0046c  BIOS tick count (dword)             multiboot
  *   0x00500  GDT (4 descriptors)                 both
  *   0x00520  IDT (one empty 8-byte entry)        both
  *   0x01000  multiboot information + mmap etc.   multiboot, up to 0x7000
@@ -16,6 +18,7 @@
  *   0x0a000  PDPT                                linux
  *   0x0b000  4 page directories (2 MiB pages, identity map of 0-4 GiB)  linux
  *   0x20000  kernel command line                 both (up to 0x9fc00)
+ *   0xff000  BIOS-state routine + IRQ handlers   multiboot (in the BIOS area, above the ACPI tables)
  */
 
 export const BootLayout = {
