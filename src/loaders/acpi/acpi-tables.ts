@@ -20,6 +20,7 @@
 import { ACPI_PM_TIMER_32BIT, AcpiPmLayout } from '../../devices/acpi/acpi-pm.js';
 import type { GuestMemory } from '../../machine/memory.js';
 import { BIOS_AREA_END, IOAPIC_BASE, Irqs, LAPIC_BASE, Ports } from '../../machine/layout.js';
+import { LEGACY_BIOS_CODE } from '../legacy-bios-state.js';
 import { LoaderError, hex } from '../errors.js';
 import { buildDsdtBody, type PciRootOptions } from './dsdt.js';
 
@@ -293,6 +294,7 @@ export function buildAcpiTables(memory: GuestMemory, options: AcpiOptions): Acpi
   pieces.unshift({ address: RSDP_ADDRESS, bytes: rsdp });
   tables.unshift({ signature: 'RSD PTR ', address: RSDP_ADDRESS, length: rsdp.length });
   if (next > BIOS_AREA_END) throw new LoaderError(`ACPI: tables end at ${hex(next)}, beyond the BIOS area`);
+  if (next > LEGACY_BIOS_CODE) throw new LoaderError(`ACPI: tables end at ${hex(next)}, over the BIOS-state routine at ${hex(LEGACY_BIOS_CODE)}`);
   if (!memory.contains(RSDP_ADDRESS, next - RSDP_ADDRESS)) throw new LoaderError('ACPI: guest RAM does not cover the BIOS area');
   memory.fill(RSDP_ADDRESS, next - RSDP_ADDRESS, 0);
   for (const p of pieces) memory.writeBytes(p.address, p.bytes);
