@@ -1269,17 +1269,31 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
   let cf: number;
   if (size === 8) {
     // Work on the 128-bit concatenation with two 64-bit shifts.
+    // count is 1..63: the destination shifted by count, the source shifted
+    // the other way by 64 - count, without allocating pairs.
     if (!right) {
       cf = bit64(a, aHi, 64 - count);
-      [res, resHi] = shl64(a, aHi, count);
-      const [sLo, sHi] = shr64(src, srcHi, 64 - count);
-      res |= sLo; resHi |= sHi;
+      if (count >= 32) {
+        const k = count - 32; // high = a.lo:src.hi by k, low = src.hi:src.lo by k
+        resHi = k === 0 ? a : (a << k) | (srcHi >>> (32 - k));
+        res = k === 0 ? srcHi : (srcHi << k) | (src >>> (32 - k));
+      } else {
+        resHi = (aHi << count) | (a >>> (32 - count));
+        res = (a << count) | (srcHi >>> (32 - count));
+      }
     } else {
       cf = bit64(a, aHi, count - 1);
-      [res, resHi] = shr64(a, aHi, count);
-      const [sLo, sHi] = shl64(src, srcHi, 64 - count);
-      res |= sLo; resHi |= sHi;
+      if (count >= 32) {
+        const k = count - 32; // low = a.hi:src.lo by k, high = src.lo:src.hi by k
+        res = k === 0 ? aHi : (aHi >>> k) | (src << (32 - k));
+        resHi = k === 0 ? src : (src >>> k) | (srcHi << (32 - k));
+      } else {
+        res = (a >>> count) | (aHi << (32 - count));
+        resHi = (aHi >>> count) | (src << (32 - count));
+      }
     }
+    res |= 0;
+    resHi |= 0;
     const of = ((resHi ^ aHi) >>> 31) & 1;
     writeRmAfterRead(c, r, b, size, res, resHi);
     c.setResultFlags(8, res, resHi, cf, of);
@@ -1304,20 +1318,6 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
   const of = (((res ^ ua) >>> (bits - 1)) & 1);
   writeRmAfterRead(c, r, b, size, res, 0);
   c.setResultFlags(size, res, 0, cf, of);
-}
-
-function shl64(lo: number, hi: number, n: number): [number, number] {
-  if (n === 0) return [lo, hi];
-  if (n >= 64) return [0, 0];
-  if (n >= 32) return [0, lo << (n - 32)];
-  return [lo << n, (hi << n) | (lo >>> (32 - n))];
-}
-
-function shr64(lo: number, hi: number, n: number): [number, number] {
-  if (n === 0) return [lo, hi];
-  if (n >= 64) return [0, 0];
-  if (n >= 32) return [hi >>> (n - 32), 0];
-  return [(lo >>> n) | (hi << (32 - n)), hi >>> n];
 }
 
 function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immBit: number): void {
