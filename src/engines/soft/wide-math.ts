@@ -10,15 +10,15 @@ export class WideMath {
   /** Result words, least significant first: a 128-bit product, or quotient (0,1) and remainder (2,3). */
   readonly out = new Int32Array(4);
 
-  /** High word of the last mul32 (unsigned). */
-  private mulHi = 0;
+  /** High word (unsigned) of the last mulU32. */
+  mulHi = 0;
 
   /**
-   * Unsigned 32×32 → 64 multiply: returns the low word (as an unsigned
-   * number), leaves the high word in mulHi. Two 32×16 partial products are
+   * Unsigned 32×32 → 64 multiply of a, b in [0, 2^32): returns the low word
+   * (as an unsigned number), leaves the high word in mulHi. Two 32×16 partial products are
    * below 2^48, so every step is exact in a double.
    */
-  private mul32(a: number, b: number): number {
+  mulU32(a: number, b: number): number {
     const p0 = a * (b & 0xffff);
     const p1 = a * (b >>> 16);
     const p0Hi = Math.floor(p0 / TWO32);
@@ -35,17 +35,17 @@ export class WideMath {
     const b0 = bLo >>> 0;
     const b1 = bHi >>> 0;
     const o = this.out;
-    const ll = this.mul32(a0, b0);
+    const ll = this.mulU32(a0, b0);
     const llHi = this.mulHi;
     if (a1 === 0 && b1 === 0) {
       o[0] = ll | 0; o[1] = llHi | 0; o[2] = 0; o[3] = 0;
       return;
     }
-    const lh = this.mul32(a0, b1);
+    const lh = this.mulU32(a0, b1);
     const lhHi = this.mulHi;
-    const hl = this.mul32(a1, b0);
+    const hl = this.mulU32(a1, b0);
     const hlHi = this.mulHi;
-    const hh = this.mul32(a1, b1);
+    const hh = this.mulU32(a1, b1);
     const hhHi = this.mulHi;
     // Column sums of 32-bit words (each below 2^34, exact), carried upwards.
     const w1 = llHi + lh + hl;
