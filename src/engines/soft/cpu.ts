@@ -40,6 +40,9 @@ for (let i = 0; i < 256; i++) {
   PARITY[i] = p;
 }
 
+/** TLB installs remembered between flushes (beyond this, a flush scans every set). */
+const TLB_FILL_LOG = 2048;
+
 /** Thrown (one preallocated instance) to unwind from a guest fault to the run loop. */
 export class GuestFault extends Error {
   constructor() {
@@ -193,6 +196,13 @@ export class Cpu {
   /** Guest-physical page base. */
   readonly tlbPhys = new Float64Array(6 * TLB_SIZE);
   readonly tlbGlobal = new Uint8Array(6 * TLB_SIZE);
+  /**
+   * Indices of the TLB entries installed since the last flush, so a flush
+   * (every CR3 write) clears those instead of scanning all 6 sets. A count
+   * above TLB_FILL_LOG means the log overflowed: flushes scan everything.
+   */
+  private readonly tlbFilled = new Int32Array(TLB_FILL_LOG);
+  private tlbFilledCount = 0;
   /** TLB set base for reads/writes at the current privilege. */
   rdSet = 0;
   wrSet = TLB_SIZE;
@@ -704,6 +714,9 @@ export class Cpu {
     this.tlbOff[idx] = off >= 0 && off + 4096 <= this.ram.size ? off : -1;
     this.tlbPhys[idx] = physPage;
     this.tlbGlobal[idx] = global;
+    const filled = this.tlbFilledCount;
+    if (filled < TLB_FILL_LOG) this.tlbFilled[filled] = idx;
+    this.tlbFilledCount = filled + 1;
     return physPage + pageOff;
   }
 
@@ -826,12 +839,29 @@ export class Cpu {
 
   /** Flushes the TLB (all entries, or only non-global ones). */
   flushTlb(all: boolean): void {
-    if (all) this.tlbTag.fill(NaN);
+    const g = this.tlbGlobal;
+    const t = this.tlbTag;
+    const log = this.tlbFilled;
+    const count = this.tlbFilledCount;
+    // Surviving global entries are logged again (compacted to the front).
+    let kept = 0;
+    if (count <= TLB_FILL_LOG) {
+      for (let k = 0; k < count; k++) {
+        const i = log[k];
+        if (all || g[i] === 0) t[i] = NaN;
+        else if (t[i] === t[i]) log[kept++] = i; // not NaN: still installed
+      }
+    } else if (all) t.fill(NaN);
     else {
-      const g = this.tlbGlobal;
-      const t = this.tlbTag;
-      for (let i = 0; i < t.length; i++) if (g[i] === 0) t[i] = NaN;
+      for (let i = 0; i < t.length; i++) {
+        if (g[i] === 0) t[i] = NaN;
+        else if (t[i] === t[i]) {
+          if (kept < TLB_FILL_LOG) log[kept] = i;
+          kept++;
+        }
+      }
     }
+    this.tlbFilledCount = kept;
     this.fetchPage = NaN;
   }
 
@@ -844,7 +874,7 @@ export class Cpu {
 
   /** CodePageListener: unmaps writes to the RAM page at wasm offset `pageOffset`. */
   dropWriteMappings(pageOffset: number): void {
-    for (const set of [ACC_WRITE, 3 + ACC_WRITE]) {
+    for (let set = ACC_WRITE; set <= 3 + ACC_WRITE; set += 3) {
       const base = set * TLB_SIZE;
       for (let i = 0; i < TLB_SIZE; i++) if (this.tlbOff[base + i] === pageOffset) this.tlbTag[base + i] = NaN;
     }
