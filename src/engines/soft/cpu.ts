@@ -928,16 +928,22 @@ export class Cpu {
       }
     }
     const code = this.code;
-    if (off >= 0 && (off & 0xfff) <= 0x1000 - 15) {
+    if (off >= 0) {
+      // Cached when the whole instruction lies in this page (its code-page
+      // flag then covers every byte); one that crosses into the next page is
+      // decoded again each time. The tag is cleared first so a decode that
+      // faults halfway never leaves a stale tag on a rewritten record.
       const slot = off & DC_MASK;
       const b = slot << D_SHIFT;
       const tag = off + this.tagBias;
       if (code.tags[slot] !== tag) {
+        code.tags[slot] = NaN;
         code.markCode(off);
         this.fetchSource.base = lin;
         const len = decode(this.fetchSource, this.codeSize, code.records, b);
         if (len === DECODE_TOO_LONG) return this.raise(X_GP, 0);
-        code.tags[slot] = tag;
+        if ((off & 0xfff) + len <= 0x1000) code.tags[slot] = tag;
+        else code.records[b + D_FLAGS] |= F_CROSSES_PAGE;
       }
       return b;
     }
@@ -960,7 +966,7 @@ export class Cpu {
     if (d >= 0 && d < 4096) {
       const off = this.fetchOff + d;
       const slot = off & DC_MASK;
-      b = (off & 0xfff) <= 0x1000 - 15 && code.tags[slot] === off + this.tagBias ? slot << D_SHIFT : this.fetchDecode();
+      b = code.tags[slot] === off + this.tagBias ? slot << D_SHIFT : this.fetchDecode();
     } else b = this.fetchDecode();
     const recs = code.records;
     const next = rip + recs[b + D_LEN];
