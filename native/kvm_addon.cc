@@ -276,6 +276,14 @@ Napi::Value FreeSlots(const Napi::CallbackInfo& info) {
 // the loop's next timer timeout; when the loop has an event or a timer is due
 // it records that it fired and kicks the armed slot. Arming and disarming are
 // done by the JS thread that owns the loop, so libuv's state is read only there.
+//
+// The watcher also polls up to kMaxSliceEventfds eventfds of its own (ioeventfds
+// registered with watcherAddEventfd, never in libuv's epoll set). When one is
+// signalled it drains it, sets its bit in `signalled` and kicks the slot WITHOUT
+// ending the slice: the machine thread takes the bits on EINTR
+// (watcherTakeSignalled), runs the handlers and re-enters KVM_RUN.
+
+constexpr int kMaxSliceEventfds = 32;
 
 struct Watcher {
   pthread_t thread;
@@ -289,6 +297,8 @@ struct Watcher {
   int timeoutMs = -1;
   int slot = -1;
   std::atomic<int> fired{0};
+  int eventfds[kMaxSliceEventfds];  // -1 when free; guarded by mu
+  std::atomic<uint32_t> signalled{0};
 };
 
 void* WatcherMain(void* arg) {
@@ -301,10 +311,19 @@ void* WatcherMain(void* arg) {
     while (!w->armed && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
     if (w->quit) break;
     unsigned gen = w->gen;
-    struct pollfd fds[2] = {{w->backendFd, POLLIN, 0}, {w->wakeFd, POLLIN, 0}};
+    struct pollfd fds[2 + kMaxSliceEventfds];
+    int index[2 + kMaxSliceEventfds];
+    fds[0] = {w->backendFd, POLLIN, 0};
+    fds[1] = {w->wakeFd, POLLIN, 0};
+    nfds_t n = 2;
+    for (int i = 0; i < kMaxSliceEventfds; i++) {
+      if (w->eventfds[i] < 0) continue;
+      index[n] = i;
+      fds[n++] = {w->eventfds[i], POLLIN, 0};
+    }
     int timeout = w->timeoutMs;
     pthread_mutex_unlock(&w->mu);
-    int r = poll(fds, 2, timeout);
+    int r = poll(fds, n, timeout);
     if (r > 0 && (fds[1].revents & POLLIN)) {
       uint64_t v;
       ssize_t ignored = read(w->wakeFd, &v, sizeof v);
@@ -312,9 +331,22 @@ void* WatcherMain(void* arg) {
     }
     pthread_mutex_lock(&w->mu);
     if (w->quit) break;
-    if (!w->armed || w->gen != gen) continue;  // disarmed or re-armed meanwhile
+    // Drain signalled eventfds still registered (checked under mu: a removed fd may already be closed and reused).
+    uint32_t bits = 0;
+    for (nfds_t k = 2; r > 0 && k < n; k++) {
+      if ((fds[k].revents & POLLIN) == 0 || w->eventfds[index[k]] != fds[k].fd) continue;
+      uint64_t count;
+      while (read(fds[k].fd, &count, sizeof count) == sizeof count) {
+      }
+      bits |= 1u << index[k];
+    }
+    if (bits != 0) w->signalled.fetch_or(bits);
+    if (!w->armed || w->gen != gen) continue;  // disarmed or re-armed meanwhile: the next slice takes the bits
     bool due = (r == 0) || (r > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)));
-    if (!due) continue;
+    if (!due) {
+      if (bits != 0) KickSlotNow(w->slot);  // handle the notify inside the slice
+      continue;
+    }
     w->armed = false;
     w->fired.store(1);
     KickSlotNow(w->slot);
@@ -325,6 +357,7 @@ void* WatcherMain(void* arg) {
 
 Napi::Value WatcherCreate(const Napi::CallbackInfo& info) {
   auto* w = new Watcher();
+  for (int& fd : w->eventfds) fd = -1;
   w->wakeFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (w->wakeFd < 0) {
     int err = errno;
@@ -383,6 +416,42 @@ Napi::Value WatcherDisarm(const Napi::CallbackInfo& info) {
   pthread_mutex_unlock(&w->mu);
   if (wasArmed) WakeWatcher(w);
   return info.Env().Undefined();
+}
+
+// watcherAddEventfd(watcher, fd) -> index 0..31, or -1 when all are taken.
+Napi::Value WatcherAddEventfd(const Napi::CallbackInfo& info) {
+  auto* w = info[0].As<Napi::External<Watcher>>().Data();
+  int fd = info[1].As<Napi::Number>().Int32Value();
+  int found = -1;
+  pthread_mutex_lock(&w->mu);
+  for (int i = 0; i < kMaxSliceEventfds && found < 0; i++) {
+    if (w->eventfds[i] < 0) {
+      w->eventfds[i] = fd;
+      found = i;
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (found >= 0) WakeWatcher(w);  // re-poll with the new set
+  return Napi::Number::New(info.Env(), found);
+}
+
+// watcherRemoveEventfd(watcher, index): after it returns the watcher never reads that fd again.
+Napi::Value WatcherRemoveEventfd(const Napi::CallbackInfo& info) {
+  auto* w = info[0].As<Napi::External<Watcher>>().Data();
+  int i = info[1].As<Napi::Number>().Int32Value();
+  if (i < 0 || i >= kMaxSliceEventfds) return info.Env().Undefined();
+  pthread_mutex_lock(&w->mu);
+  w->eventfds[i] = -1;
+  pthread_mutex_unlock(&w->mu);
+  w->signalled.fetch_and(~(1u << i));
+  WakeWatcher(w);
+  return info.Env().Undefined();
+}
+
+// Returns the bits of the eventfds signalled since the last call, and clears them.
+Napi::Value WatcherTakeSignalled(const Napi::CallbackInfo& info) {
+  auto* w = info[0].As<Napi::External<Watcher>>().Data();
+  return Napi::Number::New(info.Env(), w->signalled.exchange(0));
 }
 
 // Returns whether the watcher fired since it was last armed, and clears it.
@@ -530,6 +599,53 @@ Napi::Value PollClose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- fallocate on the thread pool -------------------------------------------
+
+// fallocateAsync(fd, mode, offset, length) → Promise<0 | -errno>: fallocate(2)
+// on libuv's thread pool (punching a hole in a large range can take a while, and
+// the machine thread must not wait for it). Used by virtio-blk for DISCARD and
+// WRITE_ZEROES with UNMAP (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE). The
+// caller keeps the fd open until the promise settles.
+class FallocateWorker : public Napi::AsyncWorker {
+ public:
+  FallocateWorker(Napi::Env env, int fd, int mode, off_t offset, off_t length)
+      : Napi::AsyncWorker(env, "typevisor:fallocate"), deferred_(Napi::Promise::Deferred::New(env)),
+        fd_(fd), mode_(mode), offset_(offset), length_(length) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    int rc;
+    do {
+      rc = fallocate(fd_, mode_, offset_, length_);
+    } while (rc < 0 && errno == EINTR);
+    result_ = rc < 0 ? -errno : 0;
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  int mode_;
+  off_t offset_;
+  off_t length_;
+  int result_ = 0;
+};
+
+Napi::Value FallocateAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int mode = info[1].As<Napi::Number>().Int32Value();
+  double offset = info[2].As<Napi::Number>().DoubleValue();
+  double length = info[3].As<Napi::Number>().DoubleValue();
+  if (!(offset >= 0 && length > 0 && offset <= 9007199254740991.0 && length <= 9007199254740991.0)) {
+    Napi::RangeError::New(env, "fallocateAsync: offset and length must be non-negative safe integers, length > 0").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* worker = new FallocateWorker(env, fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open));
   exports.Set("close", Napi::Function::New(env, Close));
@@ -550,6 +666,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("watcherArm", Napi::Function::New(env, WatcherArm));
   exports.Set("watcherDisarm", Napi::Function::New(env, WatcherDisarm));
   exports.Set("watcherTakeFired", Napi::Function::New(env, WatcherTakeFired));
+  exports.Set("watcherAddEventfd", Napi::Function::New(env, WatcherAddEventfd));
+  exports.Set("watcherRemoveEventfd", Napi::Function::New(env, WatcherRemoveEventfd));
+  exports.Set("watcherTakeSignalled", Napi::Function::New(env, WatcherTakeSignalled));
   exports.Set("watcherDestroy", Napi::Function::New(env, WatcherDestroy));
   exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate));
   exports.Set("eventfdSignal", Napi::Function::New(env, EventfdSignal));
@@ -557,7 +676,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pollClose", Napi::Function::New(env, PollClose));
   exports.Set("pollFd", Napi::Function::New(env, PollFd));
   exports.Set("pollFdUpdate", Napi::Function::New(env, PollFdUpdate));
+  exports.Set("fallocateAsync", Napi::Function::New(env, FallocateAsync));
   exports.Set("O_RDWR", Napi::Number::New(env, O_RDWR));
+  exports.Set("FALLOC_FL_KEEP_SIZE", Napi::Number::New(env, FALLOC_FL_KEEP_SIZE));
+  exports.Set("FALLOC_FL_PUNCH_HOLE", Napi::Number::New(env, FALLOC_FL_PUNCH_HOLE));
   return exports;
 }
 

@@ -6,6 +6,7 @@
  */
 
 import { buildGuests } from './guests/build.js';
+import { buildLinuxUserProgram, LINUX_USER_PROGRAMS } from './guests/linux-user.js';
 import { hasApt } from '../src/assets/debian-packages.js';
 import { prepareDefaultGuest } from '../src/assets/default-guest.js';
 import { testCacheDirectory } from '../src/assets/cache.js';
@@ -23,4 +24,11 @@ if (hasApt()) {
   console.log(`test setup: Debian guest ${guest.kernelRelease} ready`);
 } else {
   console.log('test setup: no apt-get on this host; Debian guest tests will skip');
+}
+
+try {
+  for (const name of LINUX_USER_PROGRAMS) await buildLinuxUserProgram(name);
+  console.log(`test setup: ${LINUX_USER_PROGRAMS.length} Linux test programs built`);
+} catch (e) {
+  console.log(`test setup: Linux test programs not built (${(e as Error).message}); the vsock guest tests will skip`);
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildInitramfs, READY_BANNER } from './initramfs.js';
+import { appendToInitramfs, buildInitramfs, READY_BANNER } from './initramfs.js';
+import { listCpio } from './cpio.js';
 
 /** Lists the file names in a newc archive. */
 function names(archive: Uint8Array): string[] {
@@ -34,4 +35,20 @@ test('the initramfs carries busybox as init, the rc script, inittab and every mo
   assert.match(text, /for m in virtio virtio_blk; do/);
   assert.ok(text.includes(READY_BANNER));
   assert.ok(text.includes('::respawn:-/bin/cttyhack /bin/sh'));
+});
+
+test('appendToInitramfs adds a second archive whose members follow the original ones', () => {
+  const base = buildInitramfs({ busybox: new Uint8Array([0x7f, 0x45, 0x4c, 0x46]), modules: [] });
+  const tool = new Uint8Array([1, 2, 3, 4, 5]);
+  const combined = appendToInitramfs(base, [{ path: 'bin/vsock-echo', data: tool }]);
+  assert.deepEqual(combined.subarray(0, base.length), base, 'the original archive is unchanged at the start');
+  const { names: members, end } = listCpio(combined);
+  assert.equal(end, combined.length, 'both archives parse to the end');
+  assert.deepEqual(members.slice(0, names(base).length - 1), names(base).filter((n) => n !== 'TRAILER!!!'));
+  assert.equal(members.at(-1), 'bin/vsock-echo');
+  // The appended member carries its data and an executable regular-file mode.
+  const text = Buffer.from(combined.subarray(base.length)).toString('latin1');
+  assert.equal(parseInt(text.slice(14, 22), 16), 0o100755);
+  const dataAt = base.length + ((110 + 'bin/vsock-echo'.length + 1 + 3) & ~3);
+  assert.deepEqual(combined.subarray(dataAt, dataAt + tool.length), tool);
 });

@@ -67,3 +67,19 @@ export function buildInitramfs(options: InitramfsOptions): Uint8Array {
   ];
   return writeCpio(entries);
 }
+
+/**
+ * Adds files to an existing uncompressed initramfs by appending a second newc
+ * archive: the kernel unpacks concatenated archives in order, later members
+ * replacing earlier ones of the same name. Used to put extra programs (a test
+ * tool, a user's own binary) into the default guest without rebuilding it.
+ */
+export function appendToInitramfs(initramfs: Uint8Array, files: readonly { path: string; data: Uint8Array; mode?: number }[]): Uint8Array {
+  const extra = writeCpio(files.map((f): CpioEntry => ({ kind: 'file', path: f.path, data: f.data, mode: f.mode ?? 0o755 })));
+  // Each archive starts 4-byte aligned; writeCpio's output is a multiple of 4, pad the base in case it is not.
+  const padding = (4 - (initramfs.length % 4)) % 4;
+  const out = new Uint8Array(initramfs.length + padding + extra.length);
+  out.set(initramfs, 0);
+  out.set(extra, initramfs.length + padding);
+  return out;
+}

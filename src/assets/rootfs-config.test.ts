@@ -36,6 +36,17 @@ test('systemd-networkd gets DHCP on virtio-net names, and the getty and networkd
   assert.ok(links.some((l) => l.path.includes('multi-user.target.wants/systemd-networkd.service')));
 });
 
+test('systemd waits 10 minutes for units and devices (the soft engine needs minutes before udev announces ttyS0)', () => {
+  const conf = rootfsFiles().find((f) => f.path === '/etc/systemd/system.conf.d/typevisor.conf')!;
+  const lines = conf.content.split('\n');
+  assert.ok(lines.indexOf('[Manager]') >= 0);
+  for (const key of ['DefaultTimeoutStartSec', 'DefaultDeviceTimeoutSec']) {
+    const line = lines.find((l) => l.startsWith(`${key}=`));
+    assert.equal(line, `${key}=600s`, key);
+    assert.ok(lines.indexOf(line) > lines.indexOf('[Manager]'), `${key} is in the [Manager] section`);
+  }
+});
+
 test('the initramfs module list carries the virtio block and PCI drivers', () => {
   const modules = rootfsFiles().find((f) => f.path === '/etc/initramfs-tools/modules')!;
   const names = modules.content.split('\n').filter((l) => l !== '' && !l.startsWith('#'));

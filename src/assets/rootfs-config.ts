@@ -16,7 +16,7 @@ export const ROOTFS_INITRD = 'initrd.img';
 export const ROOTFS_CMDLINE = 'root=/dev/vda console=ttyS0';
 export const DEFAULT_ROOTFS_SIZE = '2G';
 /** Bump when the generated files change, so cached images are rebuilt. */
-export const ROOTFS_RECIPE_VERSION = 3;
+export const ROOTFS_RECIPE_VERSION = 4;
 
 /**
  * Added to debootstrap's minbase (Essential + required + apt, which already
@@ -77,7 +77,9 @@ export function rootfsFiles(hostname = ROOTFS_HOSTNAME): RootfsFile[] {
     },
     {
       path: '/etc/systemd/system.conf.d/typevisor.conf',
-      content: '# typevisor: the soft engine is slow; give units time to start\n[Manager]\nDefaultTimeoutStartSec=600s\n',
+      // Under the soft engine udev takes minutes of guest time to announce /dev/ttyS0; with systemd's default 90 s
+      // device timeout the serial getty fails with "Dependency failed" and no login prompt ever appears.
+      content: '# typevisor: the soft engine is slow; give units and devices time to start\n[Manager]\nDefaultTimeoutStartSec=600s\nDefaultDeviceTimeoutSec=600s\n',
       mode: 0o644,
     },
     {

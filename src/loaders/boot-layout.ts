@@ -3,7 +3,9 @@
  * selectors of the boot GDT. Linux (bzImage/vmlinux) and multiboot share the
  * GDT; the rest is per protocol. Everything here lies below EBDA_START (0x9fc00)
  * so it never collides with the BIOS area that holds the ACPI tables, and below
- * 1 MiB so it never collides with a kernel (kernels must load at >= 1 MiB).
+ * 1 MiB so it never collides with a kernel (kernels load at >= 1 MiB; a
+ * multiboot kernel may also use [0x7000, 0x20000), which multiboot boot data
+ * leaves free: kvm-unit-tests' realmode.flat links at 0x8000).
  *
  *   0x00500  GDT (4 descriptors)                 both
  *   0x00520  IDT (one empty 8-byte entry)        both
@@ -29,6 +31,9 @@ export const BootLayout = {
   /** Number of page directories: each maps 1 GiB with 2 MiB pages. */
   PD_COUNT: 4,
   CMDLINE: 0x20000,
+  /** Low window a multiboot kernel segment may use (the Linux-only zero page, stack and page tables are unused there). */
+  MULTIBOOT_LOW_KERNEL_START: 0x7000,
+  MULTIBOOT_LOW_KERNEL_END: 0x20000,
 } as const;
 
 /** Boot GDT selectors: 0x08 flat 32-bit code, 0x10 64-bit code (__BOOT_CS), 0x18 flat data (__BOOT_DS). */

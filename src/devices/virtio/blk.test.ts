@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, truncate, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, truncate, writeFile, chmod } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../../machine/memory.js';
@@ -205,4 +206,95 @@ test('disk files are checked: missing, not regular, bad size, unwritable without
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** A sparse file of `size` bytes with `dataBytes` of non-zero data written (and synced) at `dataAt`. */
+async function withSparseDisk(size: number, dataAt: number, dataBytes: number, fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'typevisor-blk-sparse-'));
+  try {
+    const path = join(dir, 'sparse.img');
+    const handle = await open(path, 'w');
+    await handle.truncate(size);
+    await handle.write(new Uint8Array(dataBytes).fill(0x5a), 0, dataBytes, dataAt);
+    await handle.sync();
+    await handle.close();
+    await fn(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function rangeOf(sector: number, count: number, flags = 0): Uint8Array {
+  const range = new Uint8Array(16);
+  const rv = new DataView(range.buffer);
+  rv.setUint32(0, sector, true);
+  rv.setUint32(8, count, true);
+  rv.setUint32(12, flags, true);
+  return range;
+}
+
+const SPARSE_SIZE = 16 * MiB;
+const DATA_AT = 4 * MiB;
+const DATA_BYTES = 4 * MiB;
+
+test('DISCARD punches a hole: the image\'s allocated blocks drop and the range reads as zeros', async () => {
+  await withSparseDisk(SPARSE_SIZE, DATA_AT, DATA_BYTES, async (path) => {
+    const { disk, blk, request } = await attach(path);
+    assert.equal(blk.readConfig(BlkConfig.WRITE_ZEROES_MAY_UNMAP, 1), 1, 'unmap is offered on a writable disk');
+    const before = statSync(path).blocks;
+    assert.ok(before * 512 >= DATA_BYTES, `the data is allocated (${before} blocks)`);
+    // Discard the middle 2 MiB of the data.
+    const r = await request(VirtioBlkRequest.DISCARD, 0, { out: rangeOf((DATA_AT + MiB) / 512, (2 * MiB) / 512) });
+    assert.equal(r.status, VirtioBlkStatus.OK);
+    assert.deepEqual(disk.deallocation, { mode: 'punch-hole' });
+    assert.deepEqual(disk.deallocated, { punched: 1, zeroedInstead: 0 });
+    const after = statSync(path).blocks;
+    assert.ok(before - after >= (2 * MiB) / 512, `2 MiB deallocated: ${before} → ${after} blocks`);
+    assert.equal(statSync(path).size, SPARSE_SIZE, 'the image keeps its size');
+    const image = await readFile(path);
+    assert.ok(image.subarray(DATA_AT + MiB, DATA_AT + 3 * MiB).every((b) => b === 0), 'the discarded range reads as zeros on the host');
+    assert.ok(image.subarray(DATA_AT, DATA_AT + MiB).every((b) => b === 0x5a), 'data before the range is kept');
+    assert.ok(image.subarray(DATA_AT + 3 * MiB, DATA_AT + DATA_BYTES).every((b) => b === 0x5a), 'data after the range is kept');
+    const guestView = await request(VirtioBlkRequest.IN, (DATA_AT + MiB) / 512, { inLength: 64 * 1024 });
+    assert.ok(guestView.data.every((b) => b === 0), 'and in the guest');
+    await disk.close();
+  });
+});
+
+test('WRITE_ZEROES with UNMAP punches a hole; without UNMAP it writes (allocated) zeros', async () => {
+  await withSparseDisk(SPARSE_SIZE, DATA_AT, DATA_BYTES, async (path) => {
+    const { disk, request } = await attach(path);
+    const before = statSync(path).blocks;
+    assert.equal((await request(VirtioBlkRequest.WRITE_ZEROES, 0, { out: rangeOf(DATA_AT / 512, MiB / 512, 1) })).status, VirtioBlkStatus.OK);
+    const afterUnmap = statSync(path).blocks;
+    assert.ok(before - afterUnmap >= MiB / 512, `unmap deallocated 1 MiB: ${before} → ${afterUnmap}`);
+    assert.deepEqual(disk.deallocated, { punched: 1, zeroedInstead: 0 });
+    // Without UNMAP over a hole: zeros are written, so blocks are allocated again.
+    assert.equal((await request(VirtioBlkRequest.WRITE_ZEROES, 0, { out: rangeOf(DATA_AT / 512, MiB / 512, 0) })).status, VirtioBlkStatus.OK);
+    await request(VirtioBlkRequest.FLUSH, 0, {});
+    assert.ok(statSync(path).blocks - afterUnmap >= MiB / 512, 'plain WRITE_ZEROES allocates');
+    assert.deepEqual(disk.deallocated, { punched: 1, zeroedInstead: 0 }, 'plain WRITE_ZEROES is not a deallocation');
+    const image = await readFile(path);
+    assert.ok(image.subarray(DATA_AT, DATA_AT + MiB).every((b) => b === 0));
+    assert.ok(image.subarray(DATA_AT + MiB, DATA_AT + DATA_BYTES).every((b) => b === 0x5a));
+    await disk.close();
+  });
+});
+
+test('where holes cannot be punched, DISCARD writes zeros and the disk reports it', async () => {
+  await withSparseDisk(SPARSE_SIZE, DATA_AT, DATA_BYTES, async (path) => {
+    const { disk, request } = await attach(path);
+    // As after a refusal by the file system (or with no addon): the mode is sticky.
+    disk.deallocation = { mode: 'write-zeroes', reason: 'fallocate(PUNCH_HOLE) refused by the file system (errno 95)' };
+    const before = statSync(path).blocks;
+    assert.equal((await request(VirtioBlkRequest.DISCARD, 0, { out: rangeOf(DATA_AT / 512, MiB / 512) })).status, VirtioBlkStatus.OK);
+    assert.deepEqual(disk.deallocated, { punched: 0, zeroedInstead: 1 });
+    assert.ok(statSync(path).blocks >= before, 'nothing was deallocated');
+    const image = await readFile(path);
+    assert.ok(image.subarray(DATA_AT, DATA_AT + MiB).every((b) => b === 0), 'but the range reads as zeros');
+    // A zero-length discard completes without touching anything.
+    assert.equal((await request(VirtioBlkRequest.DISCARD, 0, { out: rangeOf(0, 0) })).status, VirtioBlkStatus.OK);
+    assert.deepEqual(disk.deallocated, { punched: 0, zeroedInstead: 1 });
+    await disk.close();
+  });
 });

@@ -12,10 +12,13 @@
  *
  * Requests: IN, OUT, FLUSH (waits for the writes in flight when it arrived,
  * then fdatasync), GET_ID (the `id=` string, 20 bytes, NUL-padded), DISCARD
- * and WRITE_ZEROES (one range each; max_*_seg = 1). DISCARD is accepted and
- * validated but leaves the data in place: Node cannot punch holes
- * (fallocate), and the specification lets a device ignore discards (5.2.6.2:
- * "MAY deallocate"). WRITE_ZEROES writes zeros. Read-only disks offer
+ * and WRITE_ZEROES (one range each; max_*_seg = 1). DISCARD, and WRITE_ZEROES
+ * with the UNMAP flag, deallocate the range with fallocate(PUNCH_HOLE |
+ * KEEP_SIZE) through the native addon (on the thread pool), so a sparse image
+ * shrinks on the host and the range reads as zeros; where the addon is not
+ * built or the file system refuses (EOPNOTSUPP), the device writes zeros
+ * instead and says so in `DiskImage.deallocation`. WRITE_ZEROES without UNMAP
+ * writes zeros. Read-only disks offer
  * VIRTIO_BLK_F_RO and fail OUT/DISCARD/WRITE_ZEROES with IOERR. Bad sectors,
  * lengths not a multiple of 512, missing status bytes and host I/O errors give
  * IOERR (or UNSUPP for unknown types), never an exception.
@@ -23,6 +26,7 @@
 
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { loadKvmNative, type KvmNative } from '../../engines/kvm/native.js';
 import { featureWords, hasFeature, VirtioDeviceType, type VirtioDevice, type VirtioDeviceContext } from './virtio.js';
 import { DescriptorChain } from './virtqueue.js';
 
@@ -109,8 +113,34 @@ async function blockDeviceSize(rdev: number): Promise<number | undefined> {
   }
 }
 
+/** The native fallocate, or why it is unavailable (the addon is optional: it needs a build toolchain). */
+function nativeFallocate(): { native: KvmNative } | { unavailable: string } {
+  try {
+    return { native: loadKvmNative() };
+  } catch (e) {
+    return { unavailable: (e as Error).message };
+  }
+}
+
+/**
+ * How the image deallocates (DISCARD, WRITE_ZEROES with UNMAP): 'punch-hole'
+ * once fallocate has worked, 'write-zeroes' once it could not (with the
+ * reason), 'untried' before the first request.
+ */
+export type DeallocationMode = { mode: 'untried' } | { mode: 'punch-hole' } | { mode: 'write-zeroes'; reason: string };
+
+/** fallocate errors that mean "this file or file system cannot punch holes", so zeros are written instead. */
+const NO_PUNCH_ERRNOS = new Set([-95 /* EOPNOTSUPP */, -38 /* ENOSYS */, -22 /* EINVAL: e.g. a device without discard */, -19 /* ENODEV */]);
+
 /** An opened disk image, shared by every boot of a VM; close it when the VM ends. */
 export class DiskImage {
+  /** How deallocation is done; see DeallocationMode. */
+  deallocation: DeallocationMode = { mode: 'untried' };
+  /** Ranges deallocated by punching a hole, and ranges zeroed because punching was not possible. */
+  readonly deallocated = { punched: 0, zeroedInstead: 0 };
+  /** Native fallocate calls in flight: close() waits for them, so the fd they use is never reused under them. */
+  private readonly nativeInFlight = new Set<Promise<unknown>>();
+
   private constructor(
     readonly path: string,
     readonly handle: FileHandle,
@@ -118,6 +148,40 @@ export class DiskImage {
     readonly readOnly: boolean,
     readonly id: string,
   ) {}
+
+  /**
+   * Deallocates [offset, offset + length): punches a hole (the range then
+   * reads as zeros), or writes zeros where that is impossible. Returns which
+   * one happened. Throws on a host I/O error.
+   */
+  async deallocate(offset: number, length: number, writeZeros: (offset: number, length: number) => Promise<void>): Promise<'punched' | 'zeroed'> {
+    if (this.deallocation.mode !== 'write-zeroes') {
+      const found = nativeFallocate();
+      if ('unavailable' in found) {
+        this.deallocation = { mode: 'write-zeroes', reason: `no native addon (${found.unavailable})` };
+      } else {
+        const { native } = found;
+        const call = native.fallocateAsync(this.handle.fd, native.FALLOC_FL_PUNCH_HOLE | native.FALLOC_FL_KEEP_SIZE, offset, length);
+        this.nativeInFlight.add(call);
+        let rc: number;
+        try {
+          rc = await call;
+        } finally {
+          this.nativeInFlight.delete(call);
+        }
+        if (rc === 0) {
+          this.deallocation = { mode: 'punch-hole' };
+          this.deallocated.punched++;
+          return 'punched';
+        }
+        if (!NO_PUNCH_ERRNOS.has(rc)) throw new Error(`fallocate(PUNCH_HOLE) on ${this.path}: errno ${-rc}`);
+        this.deallocation = { mode: 'write-zeroes', reason: `fallocate(PUNCH_HOLE) refused by the file system (errno ${-rc})` };
+      }
+    }
+    await writeZeros(offset, length);
+    this.deallocated.zeroedInstead++;
+    return 'zeroed';
+  }
 
   /** Opens and checks a disk; throws DiskError with one clear line. */
   static async open(spec: DiskSpec): Promise<DiskImage> {
@@ -159,6 +223,7 @@ export class DiskImage {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.nativeInFlight]);
     await this.handle.close();
   }
 }
@@ -215,7 +280,8 @@ export class VirtioBlk implements VirtioDevice {
     v.setUint32(BlkConfig.DISCARD_SECTOR_ALIGNMENT, 1, true);
     v.setUint32(BlkConfig.MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SECTORS, true);
     v.setUint32(BlkConfig.MAX_WRITE_ZEROES_SEG, 1, true);
-    this.configBytes[BlkConfig.WRITE_ZEROES_MAY_UNMAP] = 0;
+    // Unmapping is always honoured: by punching a hole, or by writing zeros where that is impossible.
+    this.configBytes[BlkConfig.WRITE_ZEROES_MAY_UNMAP] = disk.readOnly ? 0 : 1;
   }
 
   readConfig(offset: number, size: 1 | 2 | 4): number {
@@ -334,8 +400,11 @@ export class VirtioBlk implements VirtioDevice {
         if (disk.readOnly) return finishNow(S.IOERR);
         const max = isDiscard ? MAX_DISCARD_SECTORS : MAX_WRITE_ZEROES_SECTORS;
         if (count > max || !this.inRange(start, count * SECTOR_SIZE)) return finishNow(S.IOERR);
-        if (isDiscard) return finishNow(S.OK);
-        const write = this.writeZeros(start * SECTOR_SIZE, count * SECTOR_SIZE);
+        if (count === 0) return finishNow(S.OK);
+        const unmap = isDiscard || (flags & 1) !== 0;
+        const write = unmap
+          ? disk.deallocate(start * SECTOR_SIZE, count * SECTOR_SIZE, (offset, length) => this.writeZeros(offset, length))
+          : this.writeZeros(start * SECTOR_SIZE, count * SECTOR_SIZE);
         this.trackWrite(write);
         this.track(ctx, head, target, 0, write.then(() => ({ status: S.OK })));
         return false;

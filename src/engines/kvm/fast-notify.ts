@@ -4,14 +4,16 @@
  *
  * ioeventfd: KVM completes a matching guest MMIO write inside the kernel and
  * signals an eventfd, so the writing vCPU does not exit to user space (an AP
- * avoids its mailbox round trip to the machine thread). The eventfd is watched
- * by a uv_poll_t on the machine thread's event loop (native/kvm_addon.cc), so
- * it joins libuv's epoll set: the run-model watcher sees it, kicks vCPU 0 out
- * of its slice, and the handler runs in the next event-loop turn.
+ * avoids its mailbox round trip to the machine thread). The run-model watcher
+ * thread polls the eventfd itself (up to 32 per VM): when it is signalled the
+ * watcher drains it and kicks vCPU 0, and the slice loop runs the handler on
+ * EINTR and re-enters KVM_RUN, without ending the slice. Beyond 32 watches the
+ * eventfd is watched by a uv_poll_t on the event loop instead (the slice ends
+ * and the handler runs in the next loop turn).
  *
- * Measured on this host (fast-notify.test.ts), a notify from vCPU 0 costs
- * ~14 µs as an MMIO exit and ~79 µs through ioeventfd, since the eventfd must
- * end vCPU 0's slice; so the engine enables ioeventfd only on request
+ * Measured on this host (fast-notify.test.ts): see docs/virtio.md. The
+ * uv_poll path cost ~79 µs per notify against ~14 µs for an MMIO exit; the
+ * engine enables ioeventfd only on request
  * (KvmEngineOptions.ioeventfd) and `watchMmioWrite` otherwise throws, which
  * devices treat as "keep the ordinary exit".
  *
@@ -36,7 +38,7 @@ export class KvmFastNotify implements FastNotify {
   private readonly undo = new Set<() => void>();
   private disposed = false;
   /** Counters: notifications delivered through ioeventfd, interrupts fired through irqfd, routing table updates. */
-  readonly stats = { ioeventfdSignals: 0, irqfdFires: 0, routingUpdates: 0 };
+  readonly stats = { ioeventfdSignals: 0, irqfdFires: 0, routingUpdates: 0, inSliceWatches: 0 };
 
   constructor(
     private readonly native: KvmNative,
@@ -44,6 +46,12 @@ export class KvmFastNotify implements FastNotify {
     private readonly baseRoutes: readonly IrqchipRoute[],
     /** Whether watchMmioWrite uses KVM_IOEVENTFD; when false it throws and callers keep ordinary exits. */
     private readonly ioeventfd = true,
+    /**
+     * Has the VM's slice loop run a handler when an eventfd is signalled, without
+     * ending vCPU 0's slice (KvmVm.watchEventfdInSlice); undefined → it is full,
+     * and the eventfd is watched on the event loop instead.
+     */
+    private readonly watchInSlice?: (fd: number, handler: () => void) => (() => void) | undefined,
   ) {}
 
   watchMmioWrite(address: number, length: 1 | 2 | 4 | 8, handler: () => void): () => void {
@@ -57,10 +65,13 @@ export class KvmFastNotify implements FastNotify {
       n.close(fd);
       throw e;
     }
-    const poll = n.pollEventfd(fd, () => {
+    const counted = (): void => {
       this.stats.ioeventfdSignals++;
       handler();
-    });
+    };
+    const inSlice = this.watchInSlice?.(fd, counted);
+    const poll = inSlice === undefined ? n.pollEventfd(fd, counted) : undefined;
+    if (inSlice !== undefined) this.stats.inSliceWatches++;
     let done = false;
     const undo = (): void => {
       if (done) return;
@@ -71,7 +82,8 @@ export class KvmFastNotify implements FastNotify {
       } catch {
         // the VM may already be gone
       }
-      n.pollClose(poll);
+      if (poll !== undefined) n.pollClose(poll);
+      inSlice?.();
       n.close(fd);
     };
     this.undo.add(undo);

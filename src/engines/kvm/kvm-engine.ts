@@ -232,7 +232,8 @@ export class KvmVm implements EngineVm {
   private readonly maxSliceMs: number;
 
   /** Counters for diagnostics and benchmarks: exits handled on vCPU 0 and run slices entered. */
-  readonly stats = { vcpu0Exits: 0, slices: 0 };
+  /** vCPU 0 exits, slices run, and EINTRs that ran ioeventfd handlers inside a slice. */
+  readonly stats = { vcpu0Exits: 0, slices: 0, inSliceNotifies: 0 };
 
   private running = false;
   private inSlice = false;
@@ -272,7 +273,9 @@ export class KvmVm implements EngineVm {
     this.control = new Int32Array(new SharedArrayBuffer(controlWords(vcpuFds.length) * 4));
     this.supportedCpuid = supportedCpuid;
     this.maxSliceMs = maxSliceMs;
-    if (fastNotify) this.fastNotify = new KvmFastNotify(native, vmFd, pcIrqRouting(), ioeventfd);
+    if (fastNotify) {
+      this.fastNotify = new KvmFastNotify(native, vmFd, pcIrqRouting(), ioeventfd, (fd, handler) => this.watchEventfdInSlice(fd, handler));
+    }
     native.registerVcpuThread(firstSlot, runBuffer0);
   }
 
@@ -430,6 +433,32 @@ export class KvmVm implements EngineVm {
     return this.pendingExit;
   }
 
+  /** Handlers of eventfds the watcher polls itself (ioeventfds), by watcher index. */
+  private readonly sliceEventfdHandlers: ((() => void) | undefined)[] = new Array<(() => void) | undefined>(32).fill(undefined);
+
+  /**
+   * Has the slice loop run `handler` whenever eventfd `fd` is signalled, inside
+   * the slice (the watcher drains the fd and kicks vCPU 0; the slice goes on).
+   * Returns the undo, or undefined when the watcher's 32 places are taken.
+   */
+  watchEventfdInSlice(fd: number, handler: () => void): (() => void) | undefined {
+    const index = this.native.watcherAddEventfd(this.watcher, fd);
+    if (index < 0) return undefined;
+    this.sliceEventfdHandlers[index] = handler;
+    return () => {
+      this.native.watcherRemoveEventfd(this.watcher, index);
+      this.sliceEventfdHandlers[index] = undefined;
+    };
+  }
+
+  /** Runs the handlers of the signalled eventfds (bit i → index i). */
+  private runSignalledEventfds(bits: number): void {
+    const handlers = this.sliceEventfdHandlers;
+    for (let i = 0; bits !== 0; i++, bits >>>= 1) {
+      if ((bits & 1) !== 0) handlers[i]?.();
+    }
+  }
+
   /** Runs vCPU 0 on this thread until the event loop has work, a pause, or an exit. */
   private runSlice(ops: VmOps): void {
     const native = this.native;
@@ -444,6 +473,9 @@ export class KvmVm implements EngineVm {
     const stats = this.stats;
     try {
       if (hasAps && Atomics.load(control, Ctl.PENDING) !== 0) this.serviceMailboxes(ops);
+      // Notifies signalled between slices.
+      const early = native.watcherTakeSignalled(watcher);
+      if (early !== 0) this.runSignalledEventfds(early);
       for (;;) {
         if (this.pendingExit !== undefined || this.pauseRequested) return;
         const rc = native.run(fd);
@@ -462,6 +494,11 @@ export class KvmVm implements EngineVm {
         } else if (rc === -EINTR || rc === -EAGAIN) {
           run.clearImmediateExit();
           if (hasAps && Atomics.load(control, Ctl.PENDING) !== 0) this.serviceMailboxes(ops);
+          const signalled = native.watcherTakeSignalled(watcher);
+          if (signalled !== 0) {
+            stats.inSliceNotifies++;
+            this.runSignalledEventfds(signalled);
+          }
           if (native.watcherTakeFired(watcher)) return;
         } else {
           this.requestExit({ kind: 'internal-error', vcpu: 0, message: `vCPU 0: KVM_RUN failed with errno ${-rc}` });

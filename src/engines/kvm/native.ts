@@ -53,6 +53,16 @@ export interface KvmNative {
   watcherDisarm(watcher: WatcherHandle): void;
   watcherTakeFired(watcher: WatcherHandle): boolean;
   watcherDestroy(watcher: WatcherHandle): void;
+  /**
+   * Has the watcher poll an eventfd (an ioeventfd) itself while armed: when it
+   * is signalled the watcher drains it, sets bit `index` and kicks the slot
+   * without ending the slice. Returns the index (0-31) or -1 when all are used.
+   */
+  watcherAddEventfd(watcher: WatcherHandle, fd: number): number;
+  /** Stops polling that eventfd; afterwards the watcher never reads it again (the caller may close it). */
+  watcherRemoveEventfd(watcher: WatcherHandle, index: number): void;
+  /** The bits of the eventfds signalled since the last call (cleared). */
+  watcherTakeSignalled(watcher: WatcherHandle): number;
   /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). */
   eventfdCreate(): number;
   /** Adds 1 to an eventfd (fires a KVM irqfd). */
@@ -69,7 +79,14 @@ export interface KvmNative {
   pollFd(fd: number, events: number, onEvents: (events: number) => void): EventfdPollHandle;
   /** Changes a pollFd watch's events; 0 pauses it. */
   pollFdUpdate(handle: EventfdPollHandle, events: number): void;
+  /**
+   * fallocate(2) on libuv's thread pool: resolves with 0 or -errno (never
+   * rejects). The fd must stay open until it settles.
+   */
+  fallocateAsync(fd: number, mode: number, offset: number, length: number): Promise<number>;
   readonly O_RDWR: number;
+  readonly FALLOC_FL_KEEP_SIZE: number;
+  readonly FALLOC_FL_PUNCH_HOLE: number;
 }
 
 /** Where node-gyp puts the addon, relative to the package root. */
@@ -114,5 +131,5 @@ const REQUIRED_FUNCTIONS: readonly (keyof KvmNative)[] = [
   'open', 'close', 'ioctlInt', 'ioctlBytes', 'run', 'mmap', 'mmapPieces', 'munmap', 'addressOf', 'gettid',
   'allocSlots', 'freeSlots', 'registerVcpuThread', 'unregisterVcpuThread', 'kick', 'watcherCreate', 'watcherArm',
   'watcherDisarm', 'watcherTakeFired', 'watcherDestroy', 'eventfdCreate', 'eventfdSignal', 'pollEventfd', 'pollClose',
-  'pollFd', 'pollFdUpdate',
+  'pollFd', 'pollFdUpdate', 'fallocateAsync', 'watcherAddEventfd', 'watcherRemoveEventfd', 'watcherTakeSignalled',
 ];

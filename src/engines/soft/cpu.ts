@@ -135,6 +135,8 @@ export class Cpu {
   mtrrDefType = 0;
   readonly mtrrs = new Map<number, [number, number]>();
   miscEnable = 1; // fast strings
+  /** IA32_MISC_ENABLE bits 63:32; bit 34 (bit 2 here) is XD Bit Disable. */
+  miscEnableHi = 0;
   tscOffset = 0;
   tscAux = 0;
   /** IA32_TSC_ADJUST (signed). */
@@ -164,6 +166,11 @@ export class Cpu {
   eventCheck = false;
   /** NMIs are blocked until the next IRET. */
   nmiBlocked = false;
+  /**
+   * Set by SYSCALL/SYSRET (which also end the batch): their single-step trap
+   * depends on TF after the instruction, not before (what QEMU and KVM do).
+   */
+  singleStepByNewTf = false;
   /** Counts retired instructions. */
   instructions = 0;
   /** Set when the engine asks the vCPU to stop at the next boundary. */
@@ -1011,7 +1018,9 @@ export class Cpu {
             if (this.eventCheck) break;
           }
         }
-        if (singleStep && this.instructions === limit) {
+        let trap = singleStep && this.instructions === limit;
+        if (this.singleStepByNewTf) { this.singleStepByNewTf = false; trap = (this.flags & TF) !== 0; }
+        if (trap) {
           // Single-step trap after the instruction (DR6.BS).
           this.dr[6] = (this.dr[6] | 0x4000) >>> 0;
           this.externalInterruptLike(X_DB);
@@ -1567,7 +1576,7 @@ export class Cpu {
       gdt: { base: toU64(this.gdtBase), limit: this.gdtLimit },
       idt: { base: toU64(this.idtBase), limit: this.idtLimit },
       cr0: BigInt(this.cr0 >>> 0), cr2: toU64(this.cr2), cr3: toU64(this.cr3), cr4: BigInt(this.cr4 >>> 0),
-      cr8: BigInt(this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
+      cr8: BigInt(this.lapic !== null ? this.lapic.readCr8() : this.cr8), efer: BigInt(this.efer >>> 0), apicBase: BigInt(this.apicBase >>> 0),
       fx: sseStateImage(this),
     };
   }
@@ -1584,6 +1593,7 @@ export class Cpu {
     this.cr3 = fromU64(st.cr3);
     this.cr4 = Number(st.cr4 & 0xffffffffn);
     this.cr8 = Number(st.cr8 & 0xfn);
+    this.lapic?.writeCr8(this.cr8);
     this.apicBase = Number(st.apicBase & 0xffffffffn);
     this.flags = (Number(st.rflags & 0xffffffffn) & (WRITABLE_FLAGS | VM)) | 2;
     this.lazyOp = L_NONE;

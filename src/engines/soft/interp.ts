@@ -21,6 +21,7 @@ import {
 } from './operands.js';
 import { cpuid, readMsr, writeMsr } from './system.js';
 import { clflush, executeGroup15Sse, executeSse } from './sse/exec.js';
+import { executeMmx, isMmxForm } from './sse/mmx.js';
 import { executeX87, fwait } from './fpu/x87.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -319,6 +320,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case 0xcd: c.softwareInterrupt(r[b + D_IMM] & 0xff, true); return;
     case 0xce: if (c.getOF() !== 0) c.softwareInterrupt(X_OF, true); return;
     case 0xcf: iret(c, osz(f)); return;
+    case 0xd6: // SALC (undocumented; #UD in 64-bit mode, the decoder marks it): AL = CF ? 0xff : 0
+      c.lo[0] = (c.lo[0] & ~0xff) | (c.getCF() !== 0 ? 0xff : 0);
+      return;
     case 0xd7: { // XLAT
       const asz = addrSize(f);
       const bx = asz === 8 ? c.reg64(3) : asz === 4 ? c.lo[3] >>> 0 : c.lo[3] & 0xffff;
@@ -481,7 +485,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     }
     default:
-      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) return executeSse(c, op, b, r, f); // sse/
+      if (op >= OP_MAP_0F && op < 0x400 && isSseOpcode(op)) {
+        return isMmxForm(op, f) ? executeMmx(c, op, b, r, f) : executeSse(c, op, b, r, f); // sse/mmx.ts, sse/exec.ts
+      }
       return ud(c);
   }
 }
@@ -1039,7 +1045,8 @@ function farReturn(c: Cpu, size: number, extra: number): void {
 }
 
 function iret(c: Cpu, size: number): void {
-  c.nmiBlocked = false;
+  // Unblocking NMIs ends the batch so that a pending NMI is taken right after the IRET.
+  if (c.nmiBlocked) { c.nmiBlocked = false; c.eventCheck = true; }
   if ((c.cr0 & CR0_PE) === 0) {
     const ip = c.peek(size, 0) >>> 0;
     const cs = c.peek(size, size) & 0xffff;
@@ -1836,7 +1843,7 @@ function movCr(c: Cpu, r: Int32Array, b: number, toCr: boolean): void {
       case 2: v = c.cr2; break;
       case 3: v = c.cr3; break;
       case 4: v = c.cr4; break;
-      default: v = c.cr8; break;
+      default: v = c.lapic !== null ? c.lapic.readCr8() : c.cr8; break;
     }
     if (c.long64) c.setReg64(gpr, v);
     else { c.lo[gpr] = v | 0; c.hi[gpr] = 0; }
@@ -1862,6 +1869,7 @@ function movCr(c: Cpu, r: Int32Array, b: number, toCr: boolean): void {
     default:
       if ((lo & ~0xf) !== 0 || hi !== 0) c.raise(X_GP, 0);
       c.cr8 = lo;
+      c.lapic?.writeCr8(lo); // CR8 is the APIC's TPR[7:4]
       c.eventCheck = true;
       break;
   }
@@ -1913,6 +1921,7 @@ function syscall(c: Cpu): void {
   const sel = (c.starHi & 0xffff) & 0xfffc;
   const fl = c.getFlags();
   const ret = c.nextRip;
+  const target = c.long64 ? c.lstar : c.cstar; // by the mode SYSCALL runs in, before CS changes
   c.setReg64(1, ret);
   c.lo[11] = fl & ~RF; c.hi[11] = 0;
   c.cpl = 0;
@@ -1921,7 +1930,9 @@ function syscall(c: Cpu): void {
   c.flags = (fl & ~c.sfmask & ~RF) | 2;
   c.lazyOp = L_NONE;
   c.updateMode();
-  c.nextRip = c.long64 ? c.lstar : c.cstar;
+  c.nextRip = target;
+  c.singleStepByNewTf = true;
+  c.eventCheck = true;
 }
 
 function sysret(c: Cpu, f: number): void {
@@ -1944,6 +1955,8 @@ function sysret(c: Cpu, f: number): void {
   c.flags &= ~RF;
   c.updateMode();
   c.nextRip = target;
+  c.singleStepByNewTf = true;
+  c.eventCheck = true;
 }
 
 function sysenter(c: Cpu): void {

@@ -237,3 +237,26 @@ void test('MMIO: the LAPIC page goes to the vCPU APIC, other addresses to the ma
   assert.deepEqual(mmio, [['w', 0xd0000008, 4, 0x11223344], ['r', 0xd0000004, 4, 0]]);
   vm.destroy();
 });
+
+void test('SALC (undocumented D6, as QEMU and hardware run it): AL = CF ? 0xff : 0, the rest of EAX and the flags kept', async () => {
+  const v = await run32(`
+    mov eax, 0x12345678
+    clc
+    .byte 0xd6
+    pushfd
+    pop ebx
+    st eax
+    st ebx
+    mov eax, 0x12345678
+    stc
+    .byte 0xd6
+    pushfd
+    pop ebx
+    st eax
+    st ebx
+    out 0xf4, al
+  `);
+  assert.deepEqual(v.map((x) => x.toString(16)), ['12345600', (v[1]).toString(16), '123456ff', (v[3]).toString(16)]);
+  assert.equal(v[1] & 1, 0, 'CF still clear');
+  assert.equal(v[3] & 1, 1, 'CF still set');
+});

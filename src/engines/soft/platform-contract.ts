@@ -37,6 +37,10 @@ export interface LocalInterruptSource {
    */
   readMsr(msr: number, out: Uint32Array): boolean;
   writeMsr(msr: number, lo: number, hi: number): boolean;
+  /** CR8 reads TPR[7:4] (SDM 10.8.6.1). */
+  readCr8(): number;
+  /** CR8 writes set TPR[7:4] and clear TPR[3:0]. */
+  writeCr8(value: number): void;
   /** The current APIC base address (physical), to route MMIO accesses to this APIC. */
   baseAddress(): number;
   /** True while the APIC is hardware-enabled in xAPIC mode (MMIO page live). */

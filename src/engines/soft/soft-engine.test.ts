@@ -173,3 +173,69 @@ void test('platform port blocks and the IOAPIC page are served by the platform, 
   assert.deepEqual(machinePorts, [0x61]);
   vm.destroy();
 });
+
+void test('an NMI left pending while NMIs were blocked is taken right after the IRET that unblocks them (IF stays 0)', async () => {
+  const lapic = new FakeLapic();
+  const vm = await new SoftEngine(fakePlatformFactory([lapic])).createVm({ ramSize: 16 << 20, vcpuCount: 1 });
+  // Port 0x80 raises an NMI at the fake LAPIC. The first NMI's handler raises a second one (blocked)
+  // and IRETs to `after` with IF clear; the second NMI must run before `after`'s first instruction.
+  const code = assemble(`${ASM_IDT_MACROS}
+    gate 2, nmi
+    load_idt
+    xor r12, r12
+    out 0x80, al
+    hlt
+  nmi:
+    inc r12
+    cmp r12, 1
+    jne nested
+    out 0x80, al
+    lea rax, [rip + after]
+    mov rbx, rsp
+    mov rcx, ss
+    push rcx
+    push rbx
+    pushfq
+    push 8
+    push rax
+    iretq
+  after:
+    mov r14, r12
+    nop
+    nop
+    mov al, r14b
+    out 0xf4, al
+  nested:
+    iretq
+  `, 64);
+  vm.memory.writeBytes(0x100000, code);
+  for (const m of identityPageTables(0x9000)) vm.memory.writeBytes(m.address, m.bytes);
+  vm.vcpus[0].setState(longModeState(0x100000, 0x9000));
+  const ops = opsFor((v) => vm.requestExit({ kind: 'debug-exit', value: v }));
+  const exit = await vm.run({ ...ops, pioWrite: (port, size, value) => { if (port === 0x80) lapic.nmi = true; else ops.pioWrite(port, size, value); } });
+  assert.deepEqual(exit, { kind: 'debug-exit', value: 2 }, 'the nested NMI ran before the instruction after IRET');
+  vm.destroy();
+});
+
+void test('CR8 is the local APIC TPR[7:4]: MOV to CR8 sets the TPR, MOV from CR8 reads it (SDM 10.8.6.1)', async () => {
+  const lapic = new FakeLapic();
+  const vm = await new SoftEngine(fakePlatformFactory([lapic])).createVm({ ramSize: 16 << 20, vcpuCount: 1 });
+  const code = assemble(`
+    mov rax, cr8
+    mov r12, rax
+    mov eax, 5
+    mov cr8, rax
+    mov al, r12b
+    out 0xf4, al
+  `, 64);
+  vm.memory.writeBytes(0x100000, code);
+  for (const m of identityPageTables(0x9000)) vm.memory.writeBytes(m.address, m.bytes);
+  const state = longModeState(0x100000, 0x9000);
+  vm.vcpus[0].setState(state);
+  lapic.tpr = 0x90; // after setState, which loads the state's CR8 (0) into the TPR
+  const exit = await vm.run(opsFor((v) => vm.requestExit({ kind: 'debug-exit', value: v })));
+  assert.deepEqual(exit, { kind: 'debug-exit', value: 9 }, 'CR8 read TPR[7:4]');
+  assert.equal(lapic.tpr, 0x50, 'CR8 write set TPR to value << 4');
+  assert.equal(vm.vcpus[0].getState().cr8, 5n);
+  vm.destroy();
+});

@@ -110,6 +110,7 @@ export class SoftVm implements EngineVm {
   private destroyed = false;
   private inTick = false;
   private readonly traceOutput: ((text: string) => void) | null = null;
+  private dumpOnSignal: (() => void) | null = null;
   private readonly startMs = performance.now();
   private readonly startCpuUs = process.cpuUsage().user;
   /** Guest RIP sampler (TYPEVISOR_SOFT_PROFILE), null when off. */
@@ -139,6 +140,9 @@ export class SoftVm implements EngineVm {
         cpu.trace = new SoftTrace(depth, out);
         cpu.trace.dumpVectors = vectors;
       }
+      // SIGUSR2 dumps every vCPU's trace: for a guest that hangs instead of faulting.
+      this.dumpOnSignal = (): void => { for (const cpu of this.cpus) cpu.trace?.dump(cpu, 'SIGUSR2'); };
+      process.on('SIGUSR2', this.dumpOnSignal);
     }
     for (const block of this.platform.ports) {
       for (let p = block.base; p < block.base + block.length && p < 0x10000; p++) this.portBlocks[p] = block;
@@ -269,6 +273,8 @@ export class SoftVm implements EngineVm {
       this.traceOutput(`soft trace: ${exit.kind}: ${total} instructions in ${seconds.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU (${(total / cpuSeconds / 1e6).toFixed(1)} MIPS per CPU-second)\n`);
     }
     this.profile?.write(this.cpus.reduce((n, c) => n + c.instructions, 0), (performance.now() - this.startMs) / 1000);
+    if (this.dumpOnSignal !== null) process.off('SIGUSR2', this.dumpOnSignal);
+    this.dumpOnSignal = null;
     const resolve = this.resolveRun;
     this.resolveRun = null;
     this.clearTimers();

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ASM_IDT_MACROS, assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
+import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
 
 void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', async () => {
   const code = assemble(`${ASM_IDT_MACROS}
@@ -117,9 +117,10 @@ void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', asyn
   const text = (x: number): string => String.fromCharCode(x & 0xff, (x >> 8) & 0xff, (x >> 16) & 0xff, (x >>> 24) & 0xff);
   assert.equal(text(v[0]) + text(v[1]) + text(v[2]), 'GenuineIntel');
   assert.ok((v[3] & 0x80000000) !== 0, 'hypervisor bit');
+  assert.ok((v[3] & (1 << 24)) !== 0, 'TSC-deadline timer advertised (there is a local APIC)');
   assert.equal(v[4] & 1, 1, 'x87 FPU advertised');
   assert.equal(v[4] & (7 << 24), 7 << 24, 'FXSR, SSE, SSE2 advertised (sse/)');
-  assert.equal(v[4] & (1 << 23), 0, 'no MMX advertised');
+  assert.equal(v[4] & (1 << 23), 1 << 23, 'MMX advertised (sse/mmx.ts)');
   assert.ok((v[4] & (1 << 15)) !== 0 && (v[4] & (1 << 8)) !== 0 && (v[4] & (1 << 6)) !== 0, 'CMOV, CX8, PAE');
   assert.equal(v[5], 1_000_000_000, 'CPUID 0x15 crystal = TSC Hz');
   assert.equal(text(v[6]), 'Type');
@@ -132,4 +133,132 @@ void test('CPUID, MSRs, SWAPGS, LAR/LSL/VERR, RDTSCP and SYSENTER/SYSEXIT', asyn
   assert.equal(v[15], 7, 'RDTSCP returns TSC_AUX in ECX');
   assert.deepEqual([v[16], v[17]], [0x2b, 0x70000], 'SYSEXIT (64-bit) to ring 3');
   assert.deepEqual([v[18], v[19]], [0x8, 0x90000], 'SYSENTER back to ring 0');
+});
+
+void test('IA32_MISC_ENABLE keeps XD Bit Disable (bit 34), which hides NX and excludes EFER.NXE; IA32_MCG_CAP reads 0 banks', async () => {
+  const code = assemble(`${ASM_IDT_MACROS}${ASM_STORE_MACRO}
+    mov r13, 0x200000
+    gate 13, gp
+    load_idt
+    mov ecx, 0x179
+    mov eax, 0x55
+    mov edx, 0x55
+    rdmsr
+    st rax
+    st rdx
+    lea r15, [rip + 1f]
+    mov ecx, 0x1a0
+    mov eax, 1
+    mov edx, 4
+    wrmsr
+    mov rax, 0xaa
+    st rax
+  1:
+    mov ecx, 0xc0000080
+    rdmsr
+    and eax, ~0x800
+    wrmsr
+    mov ecx, 0x1a0
+    mov eax, 1
+    mov edx, 4
+    wrmsr
+    xor eax, eax
+    xor edx, edx
+    rdmsr
+    st rax
+    st rdx
+    mov eax, 0x80000001
+    cpuid
+    st rdx
+    lea r15, [rip + 2f]
+    mov ecx, 0xc0000080
+    rdmsr
+    or eax, 0x800
+    wrmsr
+    mov rax, 0xbb
+    st rax
+  2:
+    out 0xf4, al
+  gp:
+    pop rax
+    mov rax, 0x6d
+    st rax
+    mov [rsp], r15
+    iretq
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit', JSON.stringify(r.exit));
+  const n = (Number(r.state.gpr.r13) - 0x200000) / 8;
+  const dv = new DataView(r.readMemory(0x200000, n * 8).buffer);
+  const v = Array.from({ length: n }, (_, i) => dv.getBigUint64(i * 8, true));
+  assert.deepEqual(v.slice(0, 3), [0n, 0n, 0x6dn], 'MCG_CAP = 0; XD disable with EFER.NXE set is #GP');
+  assert.deepEqual(v.slice(3, 5), [1n, 4n], 'MISC_ENABLE reads back bit 34');
+  assert.equal(v[5] & (1n << 20n), 0n, 'CPUID.80000001:EDX.NX hidden');
+  assert.equal(v[6], 0x6dn, 'EFER.NXE is reserved while XD is disabled');
+  assert.equal(v.length, 7);
+});
+
+void test('CPUID.1:EDX.APIC is clear while IA32_APIC_BASE.EN is clear (a globally disabled APIC)', async () => {
+  const code = assemble(`${ASM_STORE_MACRO}
+    mov r13, 0x200000
+    mov eax, 1
+    cpuid
+    st rdx
+    mov ecx, 0x1b
+    rdmsr
+    mov r12d, eax
+    and eax, ~0x800
+    wrmsr
+    mov eax, 1
+    cpuid
+    st rdx
+    mov ecx, 0x1b
+    mov eax, r12d
+    xor edx, edx
+    wrmsr
+    mov eax, 1
+    cpuid
+    st rdx
+    out 0xf4, al
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit', JSON.stringify(r.exit));
+  const dv = new DataView(r.readMemory(0x200000, 24).buffer);
+  const apicBit = (i: number): number => (dv.getUint32(i * 8, true) >>> 9) & 1;
+  assert.deepEqual([apicBit(0), apicBit(1), apicBit(2)], [1, 0, 1]);
+});
+
+void test('IA32_APIC_BASE.EXTD is reserved (#GP) because CPUID does not advertise x2APIC', async () => {
+  const code = assemble(`${ASM_IDT_MACROS}${ASM_STORE_MACRO}
+    mov r13, 0x200000
+    gate 13, gp
+    load_idt
+    mov eax, 1
+    cpuid
+    st rcx
+    lea r15, [rip + 1f]
+    mov ecx, 0x1b
+    rdmsr
+    or eax, 0x400
+    wrmsr
+    mov rax, 0xaa
+    st rax
+  1:
+    mov ecx, 0x1b
+    rdmsr
+    st rax
+    out 0xf4, al
+  gp:
+    pop rax
+    mov rax, 0x6d
+    st rax
+    mov [rsp], r15
+    iretq
+  `, 64);
+  const r = await softRunner({ code, loadAddress: 0x100000, state: longModeState(0x100000, 0x9000), memory: identityPageTables(0x9000) });
+  assert.equal(r.exit.kind, 'debug-exit', JSON.stringify(r.exit));
+  const dv = new DataView(r.readMemory(0x200000, 24).buffer);
+  assert.equal((dv.getUint32(0, true) >>> 21) & 1, 0, 'no x2APIC in CPUID.1:ECX');
+  assert.equal(dv.getUint32(8, true), 0x6d, 'WRMSR with EXTD raised #GP');
+  assert.equal(dv.getUint32(16, true) & 0x400, 0, 'EXTD still clear');
 });

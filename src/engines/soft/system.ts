@@ -1,12 +1,12 @@
 /**
  * CPUID and MSRs of the soft CPU. CPUID advertises only what the interpreter
- * implements (SSE/SSE2/SSE3 and FXSR, no x87 or MMX yet), plus the hypervisor bit, the TSC frequency in
+ * implements (x87, MMX, SSE/SSE2/SSE3 and FXSR; none of AMD's MMX/3DNow! extensions in 0x80000001), plus the hypervisor bit, the TSC frequency in
  * leaves 0x15/0x16 and 0x40000010, and a hypervisor vendor leaf.
  */
 
 import type { Cpu } from './cpu.js';
 import {
-  EFER_LMA, FS, GS,
+  EFER_LMA, EFER_NXE, FS, GS,
 } from './arch.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -36,10 +36,15 @@ const F1_EDX =
   (1 << 15) | // CMOV
   (1 << 16) | // PAT
   (1 << 19) | // CLFSH
+  (1 << 23) | // MMX (sse/mmx.ts)
   (1 << 24) | // FXSR (sse/fxsave.ts)
   (1 << 25) | // SSE (sse/)
   (1 << 26); // SSE2 (sse/)
 const F1_EDX_APIC = 1 << 9;
+const APIC_BASE_ENABLE = 1 << 11;
+const APIC_BASE_EXTD = 1 << 10;
+// CPUID.1:ECX.TSC-Deadline: the local APIC timer's TSC-deadline mode (platform/local-apic.ts).
+const F1_ECX_TSC_DEADLINE = 1 << 24;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.7.0:EBX: IA32_TSC_ADJUST.
@@ -48,7 +53,15 @@ const F7_EBX = 1 << 1;
 const F87_EDX = 1 << 8;
 // CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
 const F81_ECX = 1 << 0;
-const F81_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
+const F81_EDX_NX = 1 << 20;
+const F81_EDX = (1 << 11) | F81_EDX_NX | (1 << 27) | (1 << 29);
+// IA32_MISC_ENABLE bit 34 (XD Bit Disable), in the high half.
+const MISC_HI_XD_DISABLE = 1 << 2;
+
+/** CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN (SDM 10.4.3: a globally disabled APIC is reported absent). */
+function apicHardwareEnabled(c: Cpu): boolean {
+  return c.lapic !== null && c.lapic.readMsr(0x1b, c.msrOut) && (c.msrOut[0] & APIC_BASE_ENABLE) !== 0;
+}
 
 /** Executes CPUID for leaf EAX / subleaf ECX. */
 export function cpuid(c: Cpu): void {
@@ -63,8 +76,8 @@ export function cpuid(c: Cpu): void {
     case 1:
       a = 0x000306a9; // family 6, model 0x3a, stepping 9
       b = (c.index << 24) | (1 << 16) | (8 << 8);
-      cc = F1_ECX;
-      d = F1_EDX | (c.lapic !== null ? F1_EDX_APIC : 0);
+      cc = F1_ECX | (c.lapic !== null ? F1_ECX_TSC_DEADLINE : 0);
+      d = F1_EDX | (apicHardwareEnabled(c) ? F1_EDX_APIC : 0);
       break;
     case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
     case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
@@ -73,7 +86,7 @@ export function cpuid(c: Cpu): void {
     case 0x40000010: a = Math.round(tscHz / 1000); break;
     case 0x80000000: a = 0x80000008; break;
     case 0x80000007: d = F87_EDX; break;
-    case 0x80000001: cc = F81_ECX; d = F81_EDX; break;
+    case 0x80000001: cc = F81_ECX; d = (c.miscEnableHi & MISC_HI_XD_DISABLE) !== 0 ? F81_EDX & ~F81_EDX_NX : F81_EDX; break;
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const at = (leaf - 0x80000002) * 16;
       a = ascii4(BRAND, at); b = ascii4(BRAND, at + 4); cc = ascii4(BRAND, at + 8); d = ascii4(BRAND, at + 12);
@@ -116,7 +129,9 @@ export function readMsr(c: Cpu, msr: number): boolean {
     case 0x174: o[0] = c.sysenterCs; return true;
     case 0x175: out64(c, c.sysenterEsp); return true;
     case 0x176: out64(c, c.sysenterEip); return true;
-    case 0x1a0: o[0] = c.miscEnable; return true;
+    case 0x179: return true; // IA32_MCG_CAP: no machine-check banks
+    case 0x17a: return true; // IA32_MCG_STATUS
+    case 0x1a0: o[0] = c.miscEnable; o[1] = c.miscEnableHi; return true;
     case 0x1d9: return true; // IA32_DEBUGCTL: no LBR/BTF
     case 0x277: o[0] = c.patLo; o[1] = c.patHi; return true;
     case 0x2ff: o[0] = c.mtrrDefType; return true;
@@ -159,6 +174,8 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
       c.tscAdjust = v;
       return true;
     case 0x1b: case 0x6e0:
+      // CPUID does not advertise x2APIC, so IA32_APIC_BASE.EXTD (bit 10) is reserved (#GP).
+      if (msr === 0x1b && (lo & APIC_BASE_EXTD) !== 0) return false;
       if (c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
       if (msr === 0x1b) { c.apicBase = lo >>> 0; return true; }
       return false;
@@ -166,7 +183,12 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
     case 0x174: c.sysenterCs = lo & 0xffff; return true;
     case 0x175: if (!isCanonical(v)) return false; c.sysenterEsp = v; return true;
     case 0x176: if (!isCanonical(v)) return false; c.sysenterEip = v; return true;
-    case 0x1a0: c.miscEnable = lo >>> 0; return true;
+    case 0x17a: return lo === 0 && hi === 0; // IA32_MCG_STATUS: nothing to clear
+    case 0x1a0:
+      // XD Bit Disable (bit 34) hides NX, so it cannot be set while EFER.NXE is on.
+      if ((hi & MISC_HI_XD_DISABLE) !== 0 && (c.efer & EFER_NXE) !== 0) return false;
+      c.miscEnable = lo >>> 0; c.miscEnableHi = hi & MISC_HI_XD_DISABLE;
+      return true;
     case 0x1d9: return lo === 0 && hi === 0; // IA32_DEBUGCTL: only 0 is supported
     case 0x277: {
       // Each PAT entry must be a valid memory type (0, 1, 4, 5, 6, 7).
@@ -178,7 +200,10 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
       return true;
     }
     case 0x2ff: c.mtrrDefType = lo & 0xcff; return true;
-    case 0xc0000080: c.writeEfer(lo & ~EFER_LMA | (c.efer & EFER_LMA)); return true;
+    case 0xc0000080:
+      if ((lo & EFER_NXE) !== 0 && (c.miscEnableHi & MISC_HI_XD_DISABLE) !== 0) return false; // NX is hidden
+      c.writeEfer(lo & ~EFER_LMA | (c.efer & EFER_LMA));
+      return true;
     case 0xc0000081: c.star = lo >>> 0; c.starHi = hi >>> 0; return true;
     case 0xc0000082: if (!isCanonical(v)) return false; c.lstar = v; return true;
     case 0xc0000083: if (!isCanonical(v)) return false; c.cstar = v; return true;

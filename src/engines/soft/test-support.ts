@@ -28,6 +28,8 @@ export class FakeLapic implements LocalInterruptSource {
   init = false;
   sipi = -1;
   base = 0xfee00000;
+  /** IA32_APIC_BASE BSP (bit 8) and EN (bit 11). */
+  baseFlags = 0x900;
   readonly mmioLog: Array<[number, number]> = [];
   pendingVector(): number { return this.queue.length > 0 ? this.queue[0] : -1; }
   acknowledge(): number { return this.queue.shift() ?? -1; }
@@ -38,14 +40,18 @@ export class FakeLapic implements LocalInterruptSource {
   mmioWrite(offset: number, _size: 1 | 2 | 4, value: number): void { this.mmioLog.push([offset, value]); }
   readMsr(msr: number, out: Uint32Array): boolean {
     if (msr !== 0x1b) return false;
-    out[0] = this.base | 0x900; out[1] = 0;
+    out[0] = this.base | this.baseFlags; out[1] = 0;
     return true;
   }
   writeMsr(msr: number, lo: number): boolean {
     if (msr !== 0x1b) return false;
     this.base = lo & 0xfffff000;
+    this.baseFlags = lo & 0x900;
     return true;
   }
+  tpr = 0;
+  readCr8(): number { return this.tpr >>> 4; }
+  writeCr8(value: number): void { this.tpr = value << 4; }
   baseAddress(): number { return this.base; }
   mmioEnabled(): boolean { return true; }
 }

@@ -140,14 +140,33 @@ void test('a.out kludge with the image starting after the file start (header_add
   assert.deepEqual(memory.readBytes(0x100000, 0x100), bytes.subarray(0x20, 0x120));
 });
 
+void test('a multiboot kernel linked in low memory (like kvm-unit-tests realmode.flat at 0x8000) loads there; its module goes above 1 MiB', () => {
+  const memory = GuestMemory.allocate(16 * MiB);
+  const img = makeElf({
+    elfClass: 32,
+    entry: 0x8018n,
+    segments: [{ paddr: 0x8000, data: pattern(0x2800, 3) }, { paddr: 0xb000, data: pattern(0x100, 4), memSize: 0x2a30 }],
+    multiboot: {},
+  });
+  const r = load(memory, img, { initrd: pattern(100, 5) });
+  assert.deepEqual(memory.readBytes(0x8000, 0x2800), pattern(0x2800, 3));
+  assert.deepEqual(memory.readBytes(0xb000, 0x100), pattern(0x100, 4));
+  assert.equal(r.kernelEnd, 0xda30);
+  assert.equal(r.bootState.rip, 0x8018n);
+  assert.equal(r.module?.address, 0x100000);
+  assert.deepEqual(memory.readBytes(0x100000, 100), pattern(100, 5));
+});
+
 void test('multiboot rejections give clear errors', () => {
   const mem = () => GuestMemory.allocate(16 * MiB);
   const video = makeElf({ elfClass: 32, entry: 0x400000n, segments: [{ paddr: 0x400000, data: pattern(16, 1) }], multiboot: { flags: 0x4 } });
   assert.throws(() => load(mem(), video, { name: 'vid.elf' }), loaderError(/^vid\.elf: multiboot header requires unsupported features \(flags 0x4/));
   const outside = makeElf({ elfClass: 32, entry: 0x2000000n, segments: [{ paddr: 0x2000000, data: pattern(16, 1) }], multiboot: {} });
   assert.throws(() => load(mem(), outside), loaderError(/kernel segment \[0x2000000, 0x2000010\) lies outside guest RAM \(16 MiB configured\)/));
-  const low = makeElf({ elfClass: 32, entry: 0x10000n, segments: [{ paddr: 0x10000, data: pattern(16, 1) }], multiboot: {} });
-  assert.throws(() => load(mem(), low), loaderError(/below 1 MiB/));
+  const low = makeElf({ elfClass: 32, entry: 0x1000n, segments: [{ paddr: 0x1000, data: pattern(16, 1) }], multiboot: {} });
+  assert.throws(() => load(mem(), low), loaderError(/below 1 MiB outside \[0x7000, 0x20000\)/));
+  const intoCmdline = makeElf({ elfClass: 32, entry: 0x1f000n, segments: [{ paddr: 0x1f000, data: pattern(0x1010, 1) }], multiboot: {} });
+  assert.throws(() => load(mem(), intoCmdline), loaderError(/below 1 MiB outside/));
   const badEntry = makeElf({ elfClass: 32, entry: 0x500000n, segments: [{ paddr: 0x400000, data: pattern(16, 1) }], multiboot: {} });
   assert.throws(() => load(mem(), badEntry), loaderError(/entry point 0x500000 is not inside the loaded kernel/));
   assert.throws(() => load(mem(), kvmUnitTestLike(), { initrd: new Uint8Array(13 * MiB), initrdName: 'big' }),

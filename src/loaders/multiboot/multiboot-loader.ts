@@ -94,8 +94,12 @@ export function loadMultiboot(
 
   let kernelEnd = 0;
   for (const r of ranges) {
-    if (r.address < HIGH_MEMORY_START) {
-      throw new LoaderError(`${name}: kernel segment at ${hex(r.address)} is below 1 MiB, where boot data and firmware tables live`);
+    const inLowWindow = r.address >= BootLayout.MULTIBOOT_LOW_KERNEL_START && r.address + r.memSize <= BootLayout.MULTIBOOT_LOW_KERNEL_END;
+    if (r.address < HIGH_MEMORY_START && !inLowWindow) {
+      throw new LoaderError(
+        `${name}: kernel segment at ${hex(r.address)} is below 1 MiB outside [${hex(BootLayout.MULTIBOOT_LOW_KERNEL_START)}, ` +
+          `${hex(BootLayout.MULTIBOOT_LOW_KERNEL_END)}), where boot data and firmware tables live`,
+      );
     }
     if (r.address + r.memSize > FOUR_GIB) throw new LoaderError(`${name}: kernel segment at ${hex(r.address)} extends above 4 GiB`);
     requireRam(memory, r.address, r.memSize, `${name}: kernel segment`);
@@ -110,7 +114,7 @@ export function loadMultiboot(
   let module: { address: number; size: number } | undefined;
   if (options.initrd) {
     const initrdName = options.initrdName ?? 'initrd';
-    const address = alignUp(kernelEnd, PAGE);
+    const address = alignUp(Math.max(kernelEnd, HIGH_MEMORY_START), PAGE); // never in the low boot-data area
     const end = address + options.initrd.length;
     if (end > lowRamEnd(memory) || end > FOUR_GIB) {
       throw new LoaderError(

@@ -1,8 +1,9 @@
 /**
  * SSE, SSE2 and SSE3 instruction semantics for the soft CPU (legacy-SSE
- * encodings of the 0F map; MMX-register forms and 0F38/0F3A are #UD because
- * neither MMX nor SSSE3+ is advertised). Entered from interp.ts for every
- * SSE-space opcode and for 0F AE /0-/3 (FXSAVE, FXRSTOR, LDMXCSR, STMXCSR).
+ * encodings of the 0F map; 0F38/0F3A are #UD because SSSE3+ is not
+ * advertised). Entered from interp.ts for every SSE-space opcode that is not
+ * an MMX-register form (those go to mmx.ts, which reuses the integer helpers
+ * exported here) and for 0F AE /0-/3 (FXSAVE, FXRSTOR, LDMXCSR, STMXCSR).
  *
  * Operands: XMM registers are slots of SseState; a memory source is read
  * into the X_SRC slot first, so every instruction works slot to slot.
@@ -19,7 +20,7 @@ import {
 } from '../decoder.js';
 import { effectiveAddress, readRm, writeReg, writeRm } from '../operands.js';
 import {
-  MXCSR_MASK, MX_IE, X_RES, X_SRC, X_TMP, type SseState,
+  MXCSR_MASK, MX_DE, MX_IE, X_RES, X_SRC, X_TMP, type SseState,
 } from './state.js';
 import {
   OP_ADD, OP_DIV, OP_MAX, OP_MIN, OP_MUL, OP_SQRT, OP_SUB, arith32, arith64, beginFp, comparePredicate, env, f64FromBits,
@@ -50,7 +51,7 @@ function checkSse(c: Cpu): void {
   if ((c.cr0 & CR0_TS) !== 0) c.raise(X_NM);
 }
 
-/** MMX / unimplemented forms: #UD, after the #NM check real CPUs make for them. */
+/** Unimplemented forms (0F38/0F3A): #UD, after the #NM check real CPUs make for them. */
 function mmxUd(c: Cpu): never {
   if ((c.cr0 & CR0_EM) === 0 && (c.cr0 & CR0_TS) !== 0) c.raise(X_NM);
   return c.raise(X_UD);
@@ -91,7 +92,7 @@ function aligned(c: Cpu, lin: number): void {
 }
 
 /** The 128-bit source operand: its slot (the register, or X_SRC loaded from memory). */
-function src128(c: Cpu, r: Int32Array, b: number, f: number, align: boolean): number {
+export function src128(c: Cpu, r: Int32Array, b: number, f: number, align: boolean): number {
   if ((f & F_MOD3) !== 0) return r[b + D_RM];
   const lin = effectiveAddress(c, r, b);
   if (align) aligned(c, lin);
@@ -100,7 +101,7 @@ function src128(c: Cpu, r: Int32Array, b: number, f: number, align: boolean): nu
 }
 
 /** A 64-bit source (low qword of the register, or 8 bytes from memory into X_SRC's low qword). */
-function src64(c: Cpu, r: Int32Array, b: number, f: number): number {
+export function src64(c: Cpu, r: Int32Array, b: number, f: number): number {
   if ((f & F_MOD3) !== 0) return r[b + D_RM];
   const lin = effectiveAddress(c, r, b);
   const w = c.sse.i32;
@@ -188,14 +189,14 @@ function store64(s: SseState, out: number, v: number): void {
 }
 
 /** Merges the instruction's exception flags into MXCSR; raises the SIMD exception for unmasked ones. */
-function finishFlags(c: Cpu): void {
+export function finishFlags(c: Cpu): void {
   const unmasked = unmaskedExceptions();
   c.sse.mxcsr |= env.flags;
   if (unmasked !== 0) raiseXm(c);
 }
 
 /** Commits X_RES to register `d` and the flags to MXCSR, or raises the SIMD exception. */
-function commitFp(c: Cpu, d: number): void {
+export function commitFp(c: Cpu, d: number): void {
   finishFlags(c);
   c.sse.copy(d, X_RES);
 }
@@ -307,15 +308,23 @@ function comis(c: Cpu, d: number, src: number, double: boolean, ordered: boolean
 // Conversions
 // ---------------------------------------------------------------------------
 
-/** Reads a float lane as a number for conversion to integer (NaN stays NaN; DAZ/DE applied). */
+/**
+ * Reads a float lane as a number for conversion to integer (NaN stays NaN; DAZ
+ * applied). Float-to-integer conversions report only IE and PE (SDM: CVTPS2DQ,
+ * CVTSS2SI, CVTPS2PI, ...), so a denormal source does not set DE.
+ */
 function laneValue(s: SseState, wi: number, double: boolean): number {
   const w = s.i32;
-  if (double) return isNaN64(w[wi], w[wi + 1]) ? NaN : in64(w[wi], w[wi + 1]);
-  return isNaN32(w[wi]) ? NaN : in32(w[wi]);
+  const de = env.flags & MX_DE;
+  let v: number;
+  if (double) v = isNaN64(w[wi], w[wi + 1]) ? NaN : in64(w[wi], w[wi + 1]);
+  else v = isNaN32(w[wi]) ? NaN : in32(w[wi]);
+  env.flags = (env.flags & ~MX_DE) | de;
+  return v;
 }
 
 /** Float lane to int32 (integer indefinite 0x80000000 on NaN/overflow). */
-function toInt32Lane(s: SseState, wi: number, double: boolean, truncate: boolean): number {
+export function toInt32Lane(s: SseState, wi: number, double: boolean, truncate: boolean): number {
   const v = toInt(laneValue(s, wi, double), 32, truncate);
   return v !== v ? 0x80000000 | 0 : v | 0;
 }
@@ -357,13 +366,13 @@ function satS16(v: number): number { return v > 32767 ? 32767 : v < -32768 ? -32
 function satU16(v: number): number { return v > 65535 ? 65535 : v < 0 ? 0 : v; }
 
 /** The shift count of PSxx xmm, xmm/m128: the low quadword, saturated to 255. */
-function shiftCount(s: SseState, src: number): number {
+export function shiftCount(s: SseState, src: number): number {
   const w = s.i32;
   return w[src * 4 + 1] !== 0 || (w[src * 4] >>> 0) > 255 ? 255 : w[src * 4];
 }
 
 /** Shift each lane of register d: kind 0 = logical right, 1 = arithmetic right, 2 = left; width 16/32/64. */
-function shiftLanes(s: SseState, d: number, count: number, kind: number, width: number): void {
+export function shiftLanes(s: SseState, d: number, count: number, kind: number, width: number): void {
   if (width === 16) {
     const a = s.u16; const ai = s.i16; const base = d * 8;
     for (let i = 0; i < 8; i++) {
@@ -405,7 +414,7 @@ function byteShift(s: SseState, d: number, n: number, left: boolean): void {
 }
 
 /** Packed integer binary operation on register d with source slot `src`. */
-function intOp(s: SseState, o: number, d: number, src: number): void {
+export function intOp(s: SseState, o: number, d: number, src: number): void {
   const u8 = s.u8; const i8 = s.i8; const u16 = s.u16; const i16 = s.i16; const w = s.i32;
   const d8 = d * 16; const s8 = src * 16; const d16 = d * 8; const s16 = src * 8; const d32 = d * 4; const s32 = src * 4;
   switch (o) {
@@ -493,7 +502,7 @@ function intOp(s: SseState, o: number, d: number, src: number): void {
   s.copy(d, X_TMP);
 }
 
-function isIntOp(o: number): boolean {
+export function isIntOp(o: number): boolean {
   return (o >= 0x60 && o <= 0x6d) || (o >= 0x74 && o <= 0x76) || o === 0xd4 || o === 0xd5 ||
     (o >= 0xd8 && o <= 0xe0) || o === 0xe3 || o === 0xe4 || o === 0xe5 || (o >= 0xe8 && o <= 0xef) ||
     (o >= 0xf4 && o <= 0xf6) || (o >= 0xf8 && o <= 0xfe);
@@ -515,8 +524,6 @@ export function executeSse(c: Cpu, op: number, b: number, r: Int32Array, f: numb
     writeRm(c, r, b, size, c.lo[n], c.hi[n]);
     return;
   }
-  // MMX-register forms (no mandatory prefix) of 0F 60-7F and D0-FF, and CVT*PI*.
-  if (p === PFX_NONE && ((o >= 0x60 && o <= 0x7f) || o >= 0xd0 || o === 0x2a || o === 0x2c || o === 0x2d)) return mmxUd(c);
   checkSse(c);
   const s = c.sse;
   const w = s.i32;
@@ -750,7 +757,7 @@ export function executeSse(c: Cpu, op: number, b: number, r: Int32Array, f: numb
       else writeRm(c, r, b, 4, w[d * 4], 0);
       return;
     case 0xd6: // MOVQ xmm/m64, xmm
-      if (p !== PFX_66) return mmxUd(c);
+      if (p !== PFX_66) return ud(c); // the F3/F2 forms (MOVQ2DQ/MOVDQ2Q) are mmx.ts's
       if (mod3) { const m = r[b + D_RM] * 4; w[m] = w[d * 4]; w[m + 1] = w[d * 4 + 1]; w[m + 2] = 0; w[m + 3] = 0; }
       else c.wr64(effectiveAddress(c, r, b), w[d * 4], w[d * 4 + 1]);
       return;
@@ -879,16 +886,22 @@ function maskMove(c: Cpu, r: Int32Array, b: number, f: number, p: number, d: num
   if (p !== PFX_66 || (f & F_MOD3) === 0) return ud(c);
   const s = c.sse;
   const m = r[b + D_RM] * 16;
-  const asz = (f >> F_ASIZE_SHIFT) & 3;
-  let off = asz === 2 ? c.reg64(7) : asz === 1 ? c.lo[7] >>> 0 : c.lo[7] & 0xffff;
-  const seg = (f >> F_SEG_SHIFT) & 7;
-  if (seg !== SEG_FLAT && (!c.long64 || seg >= 4)) off = c.long64 ? off + c.segBase[seg] : (off + c.segBase[seg]) >>> 0;
+  const off = maskMoveAddress(c, f);
   let any = false;
   for (let i = 0; i < 16; i++) if ((s.u8[m + i] & 0x80) !== 0) any = true;
   if (!any) return;
   c.translate(off, ACC_WRITE, c.cpl === 3);
   c.translate(c.linWrap(off + 15), ACC_WRITE, c.cpl === 3);
   for (let i = 0; i < 16; i++) if ((s.u8[m + i] & 0x80) !== 0) c.wr8(c.linWrap(off + i), s.u8[d * 16 + i]);
+}
+
+/** The linear address of MASKMOVDQU/MASKMOVQ's implicit destination, DS:rDI (segment overridable). */
+export function maskMoveAddress(c: Cpu, f: number): number {
+  const asz = (f >> F_ASIZE_SHIFT) & 3;
+  const off = asz === 2 ? c.reg64(7) : asz === 1 ? c.lo[7] >>> 0 : c.lo[7] & 0xffff;
+  const seg = (f >> F_SEG_SHIFT) & 7;
+  if (seg !== SEG_FLAT && (!c.long64 || seg >= 4)) return c.long64 ? off + c.segBase[seg] : (off + c.segBase[seg]) >>> 0;
+  return off;
 }
 
 /**

@@ -59,7 +59,7 @@ const F64_SPECIALS: Array<[number, number]> = [
   [0xffffffff, 0x3fefffff], [1, 0x00100000], [1, 0x80100000], [0, 0x00080000], [0xfffffffe, 0x3fefffff],
 ];
 
-function f32Lanes(rng: Rng): Uint8Array {
+export function f32Lanes(rng: Rng): Uint8Array {
   const out = new Uint8Array(16);
   const v = new DataView(out.buffer);
   for (let i = 0; i < 4; i++) {
@@ -70,7 +70,7 @@ function f32Lanes(rng: Rng): Uint8Array {
   return out;
 }
 
-function f64Lanes(rng: Rng): Uint8Array {
+export function f64Lanes(rng: Rng): Uint8Array {
   const out = new Uint8Array(16);
   const v = new DataView(out.buffer);
   for (let i = 0; i < 2; i++) {
@@ -82,7 +82,7 @@ function f64Lanes(rng: Rng): Uint8Array {
   return out;
 }
 
-function intLanes(rng: Rng): Uint8Array {
+export function intLanes(rng: Rng): Uint8Array {
   const out = new Uint8Array(16);
   const kind = rng.next() % 3;
   for (let i = 0; i < 16; i++) {
@@ -92,7 +92,7 @@ function intLanes(rng: Rng): Uint8Array {
   return out;
 }
 
-const MODES = [0x1f80, 0x3f80, 0x5f80, 0x7f80, 0x9f80 | 0x40];
+export const MODES = [0x1f80, 0x3f80, 0x5f80, 0x7f80, 0x9f80 | 0x40];
 
 const FP_PS = ['addps', 'subps', 'mulps', 'divps', 'minps', 'maxps', 'sqrtps', 'addsubps', 'haddps', 'hsubps'];
 const FP_SS = ['addss', 'subss', 'mulss', 'divss', 'minss', 'maxss', 'sqrtss'];

@@ -32,6 +32,8 @@ export const RC_ZERO = 3;
 export const X_SRC = 16;
 export const X_RES = 17;
 export const X_TMP = 18;
+/** An MMX register's value while an MMX instruction works on it (mmx.ts; low quadword). */
+export const X_MMX = 19;
 const SLOTS = 20;
 
 export class SseState {

@@ -7,50 +7,7 @@
  * stack, installs an IDT that reports stray exceptions, then calls
  * guest_main(magic, info).
  */
-#define MB_MAGIC 0x1BADB002
-#ifdef AOUT_KLUDGE
-#define MB_FLAGS 0x00010003 /* align modules, want memory info, a.out kludge */
-#else
-#define MB_FLAGS 0x00000003 /* align modules, want memory info */
-#endif
-
-	.section .multiboot, "a"
-	.balign 4
-multiboot_header:
-	.long MB_MAGIC
-	.long MB_FLAGS
-	.long -(MB_MAGIC + MB_FLAGS)
-#ifdef AOUT_KLUDGE
-	.long multiboot_header /* header_addr */
-	.long __image_start    /* load_addr */
-	.long __data_end       /* load_end_addr */
-	.long __bss_end        /* bss_end_addr */
-	.long _start           /* entry_addr */
-#endif
-
-	.text
-	.code32
-	.globl _start
-_start:
-	cli
-	cld
-	movl %eax, boot_magic
-	movl %ebx, boot_info
-	lgdt gdt_descriptor
-	ljmp $0x08, $1f
-1:	movw $0x10, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %ss
-	movw %ax, %fs
-	movw %ax, %gs
-	/* zero .bss (the boot stack lives there, so do it before using the stack) */
-	movl $__bss_start, %edi
-	movl $__bss_end, %ecx
-	subl %edi, %ecx
-	xorl %eax, %eax
-	rep stosb
-	movl $boot_stack_top, %esp
+#include "multiboot-entry.inc"
 	xorl %ebp, %ebp
 	call serial_init
 	call idt_init

@@ -9,45 +9,13 @@
  * (idt.c) over the stubs below, and calls guest_main(magic, info).
  * Interrupt stubs save every general register and return with iretq.
  */
-#define MB_MAGIC 0x1BADB002
-#define MB_FLAGS 0x00000003 /* align modules, want memory info */
-
 #define PTE_PRESENT 0x01
 #define PTE_WRITE 0x02
 #define PTE_PWT 0x08
 #define PTE_PCD 0x10
 #define PTE_LARGE 0x80
 
-	.section .multiboot, "a"
-	.balign 4
-multiboot_header:
-	.long MB_MAGIC
-	.long MB_FLAGS
-	.long -(MB_MAGIC + MB_FLAGS)
-
-	.text
-	.code32
-	.globl _start
-_start:
-	cli
-	cld
-	movl %eax, boot_magic
-	movl %ebx, boot_info
-	lgdt gdt_descriptor
-	ljmp $0x08, $1f
-1:	movw $0x10, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %ss
-	movw %ax, %fs
-	movw %ax, %gs
-	/* zero .bss (the stack and page tables live there) */
-	movl $__bss_start, %edi
-	movl $__bss_end, %ecx
-	subl %edi, %ecx
-	xorl %eax, %eax
-	rep stosb
-	movl $boot_stack_top, %esp
+#include "multiboot-entry.inc"
 
 	/* PML4[0] -> PDPT; PDPT[0..3] -> the four page directories */
 	movl $boot_pdpt, %eax

@@ -49,6 +49,7 @@ void halt_forever(void) {
 }
 
 void exit_vm(u32 code) {
+  serial_flush();
   outb(PORT_DEBUG_EXIT, (u8)code);
   print("%s: isa-debug-exit did not stop the VM (run with --debug-exit); halting\n", report_guest_name);
   halt_forever();

@@ -91,6 +91,7 @@ int cmdline_has(const char *cmdline, const char *word);
 void serial_init(void);
 void serial_putc(char c);
 void serial_write(const char *s);
+void serial_flush(void);
 /* Returns the next received byte, or -1 if none is waiting (LSR.DR clear). */
 int serial_try_getc(void);
 

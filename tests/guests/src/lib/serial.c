@@ -9,6 +9,7 @@
 #define UART_LSR 5
 #define LSR_DR 0x01
 #define LSR_THRE 0x20
+#define LSR_TEMT 0x40
 
 void serial_init(void) {
   /* 115200 8N1. The FIFO control register is left alone on purpose: toggling
@@ -26,6 +27,12 @@ void serial_putc(char c) {
   if (c == '\n') serial_putc('\r');
   for (u32 spins = 0; !(inb(PORT_COM1 + UART_LSR) & LSR_THRE) && spins < 1000000; spins++) cpu_relax();
   outb(PORT_COM1 + UART_THR, (u8)c);
+}
+
+/* Waits (bounded) until the transmitter is empty: a VMM may still hold the last
+ * bytes when THRE is set, and they are lost if the VM stops before they leave. */
+void serial_flush(void) {
+  for (u32 spins = 0; !(inb(PORT_COM1 + UART_LSR) & LSR_TEMT) && spins < 10000000; spins++) cpu_relax();
 }
 
 void serial_write(const char *s) {
