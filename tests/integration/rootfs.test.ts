@@ -22,6 +22,8 @@ import { CLI, runCli } from './harness.js';
 
 const env = { TYPEVISOR_CACHE: testCacheDirectory() };
 const BUILD_TIMEOUT_MS = 20 * 60_000;
+/** systemd under the soft engine: the interpreter runs the guest far slower than QEMU's TCG. */
+const SOFT_BOOT_TIMEOUT_MS = 40 * 60_000;
 
 function skipReason(): string | false {
   if (process.env.TYPEVISOR_TEST_ROOTFS === '0') return 'TYPEVISOR_TEST_ROOTFS=0';
@@ -105,32 +107,66 @@ describe('typevisor assets rootfs', { skip: skipReason() }, () => {
 
   test('QEMU (oracle) boots it from virtio-blk to a serial login; root logs in and powers off', { timeout: 15 * 60_000 }, async (t) => {
     if (!(await qemuAvailable())) return t.skip('qemu-system-x86_64 is not installed (the oracle for this check)');
-    const started = Date.now();
-    const boot = await loginUnderQemu(built, 12 * 60_000);
-    process.stderr.write(`# QEMU TCG: login prompt after ${boot.loginPromptSeconds} s, powered off after ${Math.round((Date.now() - started) / 1000)} s\n`);
-    assert.match(boot.output, /typevisor login:/);
-    assert.match(boot.output, /root@typevisor:~#/);
-    assert.match(boot.output, /MARK uid=0\(root\) \/dev\/vda on \/ type ext4 \(rw/);
-    assert.match(boot.output, /Reached target.*Multi-User System|multi-user\.target/);
-    assert.equal(boot.status, 0);
+    const boot = await loginOverSerial(QEMU_BINARY, [
+      '-M', 'pc', '-accel', 'tcg', '-m', '512', '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
+      '-drive', `file=${built.image},if=virtio,format=raw,snapshot=on`,
+      '-kernel', built.kernel, '-initrd', built.initrd, '-append', built.cmdline,
+    ], 12 * 60_000);
+    process.stderr.write(`# QEMU TCG: login prompt after ${boot.loginPromptSeconds} s, powered off after ${boot.totalSeconds} s\n`);
+    assertLoggedInAndPoweredOff(boot);
+  });
+
+  test('typevisor --engine soft boots it from virtio-blk to multi-user and a serial login; root logs in and powers off', { timeout: SOFT_BOOT_TIMEOUT_MS + 60_000 }, async () => {
+    // The guest writes to its root filesystem: boot a sparse copy so the cached image stays pristine.
+    const dir = mkdtempSync(join(tmpdir(), 'tv-rootfs-soft-'));
+    try {
+      const image = join(dir, 'rootfs.ext4');
+      execFileSync('cp', ['--sparse=always', built.image, image]);
+      const boot = await loginOverSerial(process.execPath, [
+        CLI, 'run', '--engine', 'soft', '--memory', '512M', '--disk', image,
+        '--kernel', built.kernel, '--initrd', built.initrd, '--append', built.cmdline,
+      ], SOFT_BOOT_TIMEOUT_MS);
+      process.stderr.write(`# typevisor soft: login prompt after ${boot.loginPromptSeconds} s, powered off after ${boot.totalSeconds} s\n`);
+      assertLoggedInAndPoweredOff(boot);
+      execFileSync('e2fsck', ['-fn', image], { stdio: 'ignore' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
-/** Boots the image under QEMU TCG, logs in as root on ttyS0, runs a few commands and powers off. */
-function loginUnderQemu(b: Built, timeoutMs: number): Promise<{ output: string; status: number | null; loginPromptSeconds: number }> {
+/** A serial-console session: everything the guest printed, the exit status and when the login prompt came. */
+interface SerialLogin {
+  output: string;
+  status: number | null;
+  loginPromptSeconds: number;
+  totalSeconds: number;
+}
+
+function assertLoggedInAndPoweredOff(boot: SerialLogin): void {
+  assert.match(boot.output, /typevisor login:/);
+  assert.match(boot.output, /root@typevisor:~#/);
+  assert.match(boot.output, /MARK uid=0\(root\) \/dev\/vda on \/ type ext4 \(rw/);
+  assert.match(boot.output, /Reached target.*Multi-User System|multi-user\.target/);
+  assert.match(boot.output, /^running\r?$/m, 'systemctl is-system-running: every unit started');
+  assert.equal(boot.status, 0);
+}
+
+/**
+ * Runs a VMM whose stdio is the guest's serial console, logs in as root on
+ * ttyS0, checks who and what `/` is, waits for systemd to finish starting and
+ * powers off.
+ */
+function loginOverSerial(command: string, args: readonly string[], timeoutMs: number): Promise<SerialLogin> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(QEMU_BINARY, [
-      '-M', 'pc', '-accel', 'tcg', '-m', '512', '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
-      '-drive', `file=${b.image},if=virtio,format=raw,snapshot=on`,
-      '-kernel', b.kernel, '-initrd', b.initrd, '-append', b.cmdline,
-    ], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     let step = 0;
     let loginPromptSeconds = -1;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`QEMU did not power off within ${timeoutMs} ms (step ${step}); output:\n${output.slice(-4000)}`));
+      reject(new Error(`${command} did not power off within ${timeoutMs} ms (step ${step}); output:\n${output.slice(-4000)}`));
     }, timeoutMs);
     child.stdout.setEncoding('latin1').on('data', (d: string) => {
       output += d;
@@ -143,10 +179,11 @@ function loginUnderQemu(b: Built, timeoutMs: number): Promise<{ output: string; 
         child.stdin.write('echo MARK uid=$(id -u)\\(root\\) $(mount | grep " on / "); systemctl is-system-running --wait; poweroff\n');
       }
     });
+    child.stdin.on('error', () => undefined);
     child.on('error', reject);
     child.on('close', (status) => {
       clearTimeout(timer);
-      resolve({ output, status, loginPromptSeconds });
+      resolve({ output, status, loginPromptSeconds, totalSeconds: Math.round((Date.now() - started) / 1000) });
     });
   });
 }
