@@ -40,6 +40,9 @@ for (let i = 0; i < 256; i++) {
   PARITY[i] = p;
 }
 
+/** TLB installs remembered between flushes (beyond this, a flush scans every set). */
+const TLB_FILL_LOG = 2048;
+
 /** Thrown (one preallocated instance) to unwind from a guest fault to the run loop. */
 export class GuestFault extends Error {
   constructor() {
@@ -200,6 +203,13 @@ export class Cpu {
   /** Guest-physical page base. */
   readonly tlbPhys = new Float64Array(6 * TLB_SIZE);
   readonly tlbGlobal = new Uint8Array(6 * TLB_SIZE);
+  /**
+   * Indices of the TLB entries installed since the last flush, so a flush
+   * (every CR3 write) clears those instead of scanning all 6 sets. A count
+   * above TLB_FILL_LOG means the log overflowed: flushes scan everything.
+   */
+  private readonly tlbFilled = new Int32Array(TLB_FILL_LOG);
+  private tlbFilledCount = 0;
   /** TLB set base for reads/writes at the current privilege. */
   rdSet = 0;
   wrSet = TLB_SIZE;
@@ -711,6 +721,9 @@ export class Cpu {
     this.tlbOff[idx] = off >= 0 && off + 4096 <= this.ram.size ? off : -1;
     this.tlbPhys[idx] = physPage;
     this.tlbGlobal[idx] = global;
+    const filled = this.tlbFilledCount;
+    if (filled < TLB_FILL_LOG) this.tlbFilled[filled] = idx;
+    this.tlbFilledCount = filled + 1;
     return physPage + pageOff;
   }
 
@@ -833,12 +846,29 @@ export class Cpu {
 
   /** Flushes the TLB (all entries, or only non-global ones). */
   flushTlb(all: boolean): void {
-    if (all) this.tlbTag.fill(NaN);
+    const g = this.tlbGlobal;
+    const t = this.tlbTag;
+    const log = this.tlbFilled;
+    const count = this.tlbFilledCount;
+    // Surviving global entries are logged again (compacted to the front).
+    let kept = 0;
+    if (count <= TLB_FILL_LOG) {
+      for (let k = 0; k < count; k++) {
+        const i = log[k];
+        if (all || g[i] === 0) t[i] = NaN;
+        else if (t[i] === t[i]) log[kept++] = i; // not NaN: still installed
+      }
+    } else if (all) t.fill(NaN);
     else {
-      const g = this.tlbGlobal;
-      const t = this.tlbTag;
-      for (let i = 0; i < t.length; i++) if (g[i] === 0) t[i] = NaN;
+      for (let i = 0; i < t.length; i++) {
+        if (g[i] === 0) t[i] = NaN;
+        else if (t[i] === t[i]) {
+          if (kept < TLB_FILL_LOG) log[kept] = i;
+          kept++;
+        }
+      }
     }
+    this.tlbFilledCount = kept;
     this.fetchPage = NaN;
   }
 
@@ -851,7 +881,7 @@ export class Cpu {
 
   /** CodePageListener: unmaps writes to the RAM page at wasm offset `pageOffset`. */
   dropWriteMappings(pageOffset: number): void {
-    for (const set of [ACC_WRITE, 3 + ACC_WRITE]) {
+    for (let set = ACC_WRITE; set <= 3 + ACC_WRITE; set += 3) {
       const base = set * TLB_SIZE;
       for (let i = 0; i < TLB_SIZE; i++) if (this.tlbOff[base + i] === pageOffset) this.tlbTag[base + i] = NaN;
     }
@@ -905,16 +935,22 @@ export class Cpu {
       }
     }
     const code = this.code;
-    if (off >= 0 && (off & 0xfff) <= 0x1000 - 15) {
+    if (off >= 0) {
+      // Cached when the whole instruction lies in this page (its code-page
+      // flag then covers every byte); one that crosses into the next page is
+      // decoded again each time. The tag is cleared first so a decode that
+      // faults halfway never leaves a stale tag on a rewritten record.
       const slot = off & DC_MASK;
       const b = slot << D_SHIFT;
       const tag = off + this.tagBias;
       if (code.tags[slot] !== tag) {
+        code.tags[slot] = NaN;
         code.markCode(off);
         this.fetchSource.base = lin;
         const len = decode(this.fetchSource, this.codeSize, code.records, b);
         if (len === DECODE_TOO_LONG) return this.raise(X_GP, 0);
-        code.tags[slot] = tag;
+        if ((off & 0xfff) + len <= 0x1000) code.tags[slot] = tag;
+        else code.records[b + D_FLAGS] |= F_CROSSES_PAGE;
       }
       return b;
     }
@@ -937,7 +973,7 @@ export class Cpu {
     if (d >= 0 && d < 4096) {
       const off = this.fetchOff + d;
       const slot = off & DC_MASK;
-      b = (off & 0xfff) <= 0x1000 - 15 && code.tags[slot] === off + this.tagBias ? slot << D_SHIFT : this.fetchDecode();
+      b = code.tags[slot] === off + this.tagBias ? slot << D_SHIFT : this.fetchDecode();
     } else b = this.fetchDecode();
     const recs = code.records;
     const next = rip + recs[b + D_LEN];

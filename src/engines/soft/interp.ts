@@ -66,6 +66,33 @@ export function execute(c: Cpu, op: number, b: number): void {
     case 0xff: group45(c, r, b, f, osz(f)); return;
     case 0x81: case 0x83: group1(c, r, b, f, op); return;
     case 0xc3: retNear(c, r, b, f, op); return;
+    // The limb loops of the kernel's multi-precision code (RSA self-tests)
+    // and common compiler output: ADC/SBB, MOVSXD, LEA, shifts, IMUL,
+    // CMOVcc, SETcc, MOVZX/MOVSX, TEST.
+    case 0x11: case 0x13: case 0x19: case 0x1b: aluOp(c, r, b, f, op); return;
+    case 0x63: movsxd(c, r, b, f); return;
+    case 0x8d:
+      if ((f & F_MOD3) !== 0) return ud(c);
+      lea(c, r, b, f);
+      return;
+    case 0xc1: case 0xd1: case 0xd3: shift(c, r, b, f, op); return;
+    case OP_MAP_0F | 0xaf: imulReg(c, r, b, f, op); return;
+    case 0x84: case 0x85: testRm(c, r, b, f, op); return;
+    case OP_MAP_0F | 0x40: case OP_MAP_0F | 0x41: case OP_MAP_0F | 0x42: case OP_MAP_0F | 0x43:
+    case OP_MAP_0F | 0x44: case OP_MAP_0F | 0x45: case OP_MAP_0F | 0x46: case OP_MAP_0F | 0x47:
+    case OP_MAP_0F | 0x48: case OP_MAP_0F | 0x49: case OP_MAP_0F | 0x4a: case OP_MAP_0F | 0x4b:
+    case OP_MAP_0F | 0x4c: case OP_MAP_0F | 0x4d: case OP_MAP_0F | 0x4e: case OP_MAP_0F | 0x4f:
+      cmov(c, r, b, f, op);
+      return;
+    case OP_MAP_0F | 0x90: case OP_MAP_0F | 0x91: case OP_MAP_0F | 0x92: case OP_MAP_0F | 0x93:
+    case OP_MAP_0F | 0x94: case OP_MAP_0F | 0x95: case OP_MAP_0F | 0x96: case OP_MAP_0F | 0x97:
+    case OP_MAP_0F | 0x98: case OP_MAP_0F | 0x99: case OP_MAP_0F | 0x9a: case OP_MAP_0F | 0x9b:
+    case OP_MAP_0F | 0x9c: case OP_MAP_0F | 0x9d: case OP_MAP_0F | 0x9e: case OP_MAP_0F | 0x9f: // SETcc
+      writeRm(c, r, b, 1, c.cond(op & 15) ? 1 : 0, 0);
+      return;
+    case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf:
+      movExtend(c, r, b, f, op);
+      return;
     case 0xe8: callRel(c, r, b, f); return;
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57: {
       const n = r[b + D_REG];
@@ -128,13 +155,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     }
     case 0x60: pusha(c, osz(f)); return;
     case 0x61: popa(c, osz(f)); return;
-    case 0x63: { // MOVSXD (64-bit mode); ARPL is not supported
-      if (!c.long64) return ud(c);
-      const v = readRm(c, r, b, 4);
-      const size = osz(f);
-      writeReg(c, r[b + D_REG], size, f, v, size === 8 ? v >> 31 : 0);
-      return;
-    }
+    case 0x63: movsxd(c, r, b, f); return;
     case 0x68: case 0x6a: {
       const v = r[b + D_IMM];
       c.push(osz(f), v, v >> 31);
@@ -157,14 +178,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       if (c.cond(op & 15)) branch(c, f, c.nextRip + r[b + D_IMM]);
       return;
     case 0x80: case 0x81: case 0x82: case 0x83: group1(c, r, b, f, op); return;
-    case 0x84: case 0x85: { // TEST
-      const size = op === 0x84 ? 1 : osz(f);
-      const a = readRm(c, r, b, size);
-      const aHi = c.rdHi;
-      const v = readReg(c, r[b + D_REG], size, f);
-      alu(c, 4, size, a, aHi, v, c.rdHi);
-      return;
-    }
+    case 0x84: case 0x85: testRm(c, r, b, f, op); return;
     case 0x86: case 0x87: { // XCHG (always locked)
       const size = op === 0x86 ? 1 : osz(f);
       const a = readRm(c, r, b, size);
@@ -277,12 +291,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
       writeReg(c, r[b + D_REG], osz(f), f, r[b + D_IMM], r[b + D_IMM2]);
       return;
-    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-      const size = (op & 1) === 0 ? 1 : osz(f);
-      const count = op <= 0xc1 ? r[b + D_IMM] : op <= 0xd1 ? 1 : c.lo[1];
-      shiftGroup(c, r, b, size, r[b + D_REG] & 7, count & (size === 8 ? 63 : 31));
-      return;
-    }
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: shift(c, r, b, f, op); return;
     case 0xc2: case 0xc3: retNear(c, r, b, f, op); return;
     case 0xc4: case 0xc5: { // LES/LDS (outside 64-bit mode)
       if ((f & F_MOD3) !== 0) return ud(c);
@@ -404,15 +413,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case OP_MAP_0F | 0x40: case OP_MAP_0F | 0x41: case OP_MAP_0F | 0x42: case OP_MAP_0F | 0x43:
     case OP_MAP_0F | 0x44: case OP_MAP_0F | 0x45: case OP_MAP_0F | 0x46: case OP_MAP_0F | 0x47:
     case OP_MAP_0F | 0x48: case OP_MAP_0F | 0x49: case OP_MAP_0F | 0x4a: case OP_MAP_0F | 0x4b:
-    case OP_MAP_0F | 0x4c: case OP_MAP_0F | 0x4d: case OP_MAP_0F | 0x4e: case OP_MAP_0F | 0x4f: { // CMOVcc
-      const size = osz(f);
-      const v = readRm(c, r, b, size);
-      const vHi = c.rdHi;
-      const n = r[b + D_REG];
-      if (c.cond(op & 15)) writeReg(c, n, size, f, v, vHi);
-      else if (size === 4) c.hi[n] = 0;
+    case OP_MAP_0F | 0x4c: case OP_MAP_0F | 0x4d: case OP_MAP_0F | 0x4e: case OP_MAP_0F | 0x4f:
+      cmov(c, r, b, f, op);
       return;
-    }
     case OP_MAP_0F | 0x90: case OP_MAP_0F | 0x91: case OP_MAP_0F | 0x92: case OP_MAP_0F | 0x93:
     case OP_MAP_0F | 0x94: case OP_MAP_0F | 0x95: case OP_MAP_0F | 0x96: case OP_MAP_0F | 0x97:
     case OP_MAP_0F | 0x98: case OP_MAP_0F | 0x99: case OP_MAP_0F | 0x9a: case OP_MAP_0F | 0x9b:
@@ -444,14 +447,9 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       if ((f & F_MOD3) !== 0) return ud(c);
       loadFarPointer(c, r, b, f, op === (OP_MAP_0F | 0xb2) ? SS : op === (OP_MAP_0F | 0xb4) ? FS : GS);
       return;
-    case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf: { // MOVZX/MOVSX
-      const srcSize = (op & 1) === 0 ? 1 : 2;
-      let v = readRm(c, r, b, srcSize);
-      const size = osz(f);
-      if ((op & 8) !== 0) v = signExtend(v, srcSize);
-      writeReg(c, r[b + D_REG], size, f, v, v >> 31);
+    case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf:
+      movExtend(c, r, b, f, op);
       return;
-    }
     case OP_MAP_0F | 0xbc: case OP_MAP_0F | 0xbd: bitScan(c, r, b, f, op === (OP_MAP_0F | 0xbd)); return;
     case OP_MAP_0F | 0xc0: case OP_MAP_0F | 0xc1: { // XADD
       const size = op === (OP_MAP_0F | 0xc0) ? 1 : osz(f);
@@ -697,6 +695,49 @@ function aluOp(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
   if (kind !== 7) writeReg(c, n, size, f, res, c.resHi);
 }
 
+/** MOVSXD Gv,Ed (64-bit mode only; ARPL is not supported). */
+function movsxd(c: Cpu, r: Int32Array, b: number, f: number): void {
+  if (!c.long64) return ud(c);
+  const v = readRm(c, r, b, 4);
+  const size = osz(f);
+  writeReg(c, r[b + D_REG], size, f, v, size === 8 ? v >> 31 : 0);
+}
+
+/** TEST Eb,Gb / Ev,Gv. */
+function testRm(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
+  const size = op === 0x84 ? 1 : osz(f);
+  const a = readRm(c, r, b, size);
+  const aHi = c.rdHi;
+  const v = readReg(c, r[b + D_REG], size, f);
+  alu(c, 4, size, a, aHi, v, c.rdHi);
+}
+
+/** CMOVcc Gv,Ev: the source is read (and may fault) whatever the condition. */
+function cmov(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
+  const size = osz(f);
+  const v = readRm(c, r, b, size);
+  const vHi = c.rdHi;
+  const n = r[b + D_REG];
+  if (c.cond(op & 15)) writeReg(c, n, size, f, v, vHi);
+  else if (size === 4) c.hi[n] = 0;
+}
+
+/** MOVZX/MOVSX Gv,Eb/Ew. */
+function movExtend(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
+  const srcSize = (op & 1) === 0 ? 1 : 2;
+  let v = readRm(c, r, b, srcSize);
+  const size = osz(f);
+  if ((op & 8) !== 0) v = signExtend(v, srcSize);
+  writeReg(c, r[b + D_REG], size, f, v, v >> 31);
+}
+
+/** Shift group 2: C0/C1 (imm8), D0/D1 (1), D2/D3 (CL). */
+function shift(c: Cpu, r: Int32Array, b: number, f: number, op: number): void {
+  const size = (op & 1) === 0 ? 1 : osz(f);
+  const count = op <= 0xc1 ? r[b + D_IMM] : op <= 0xd1 ? 1 : c.lo[1];
+  shiftGroup(c, r, b, size, r[b + D_REG] & 7, count & (size === 8 ? 63 : 31));
+}
+
 /** LEA: the offset part of the effective address (no segment base), truncated to the operand size. */
 function lea(c: Cpu, r: Int32Array, b: number, f: number): void {
   const size = osz(f);
@@ -749,6 +790,16 @@ function imulReg(c: Cpu, r: Int32Array, b: number, f: number, op: number): void 
   if (op === (OP_MAP_0F | 0xaf)) { m = readReg(c, r[b + D_REG], size, f); mHi = c.rdHi; }
   else { m = r[b + D_IMM]; mHi = m >> 31; }
   const n = r[b + D_REG];
+  if (size === 8 && aHi === 0 && mHi === 0) {
+    // Both factors in [0, 2^32) (the kernel's generic umul_ppmm): one 32×32
+    // product; it overflows the signed 64-bit range iff bit 63 is set.
+    const lo = c.wide.mulU32(a >>> 0, m >>> 0) | 0;
+    const hi = c.wide.mulHi | 0;
+    const overflow = hi < 0 ? 1 : 0;
+    writeReg(c, n, 8, f, lo, hi);
+    c.setResultFlags(8, lo, hi, overflow, overflow);
+    return;
+  }
   if (size === 8) {
     c.wide.mulS64(a, aHi, m, mHi);
     const o = c.wide.out;
@@ -1276,17 +1327,31 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
   let cf: number;
   if (size === 8) {
     // Work on the 128-bit concatenation with two 64-bit shifts.
+    // count is 1..63: the destination shifted by count, the source shifted
+    // the other way by 64 - count, without allocating pairs.
     if (!right) {
       cf = bit64(a, aHi, 64 - count);
-      [res, resHi] = shl64(a, aHi, count);
-      const [sLo, sHi] = shr64(src, srcHi, 64 - count);
-      res |= sLo; resHi |= sHi;
+      if (count >= 32) {
+        const k = count - 32; // high = a.lo:src.hi by k, low = src.hi:src.lo by k
+        resHi = k === 0 ? a : (a << k) | (srcHi >>> (32 - k));
+        res = k === 0 ? srcHi : (srcHi << k) | (src >>> (32 - k));
+      } else {
+        resHi = (aHi << count) | (a >>> (32 - count));
+        res = (a << count) | (srcHi >>> (32 - count));
+      }
     } else {
       cf = bit64(a, aHi, count - 1);
-      [res, resHi] = shr64(a, aHi, count);
-      const [sLo, sHi] = shl64(src, srcHi, 64 - count);
-      res |= sLo; resHi |= sHi;
+      if (count >= 32) {
+        const k = count - 32; // low = a.hi:src.lo by k, high = src.lo:src.hi by k
+        res = k === 0 ? aHi : (aHi >>> k) | (src << (32 - k));
+        resHi = k === 0 ? src : (src >>> k) | (srcHi << (32 - k));
+      } else {
+        res = (a >>> count) | (aHi << (32 - count));
+        resHi = (aHi >>> count) | (src << (32 - count));
+      }
     }
+    res |= 0;
+    resHi |= 0;
     const of = ((resHi ^ aHi) >>> 31) & 1;
     writeRmAfterRead(c, r, b, size, res, resHi);
     c.setResultFlags(8, res, resHi, cf, of);
@@ -1311,20 +1376,6 @@ function doubleShift(c: Cpu, r: Int32Array, b: number, f: number, right: boolean
   const of = (((res ^ ua) >>> (bits - 1)) & 1);
   writeRmAfterRead(c, r, b, size, res, 0);
   c.setResultFlags(size, res, 0, cf, of);
-}
-
-function shl64(lo: number, hi: number, n: number): [number, number] {
-  if (n === 0) return [lo, hi];
-  if (n >= 64) return [0, 0];
-  if (n >= 32) return [0, lo << (n - 32)];
-  return [lo << n, (hi << n) | (lo >>> (32 - n))];
-}
-
-function shr64(lo: number, hi: number, n: number): [number, number] {
-  if (n === 0) return [lo, hi];
-  if (n >= 64) return [0, 0];
-  if (n >= 32) return [hi >>> (n - 32), 0];
-  return [(lo >>> n) | (hi << (32 - n)), hi >>> n];
 }
 
 function bitTest(c: Cpu, r: Int32Array, b: number, f: number, kind: number, immBit: number): void {

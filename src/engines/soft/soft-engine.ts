@@ -21,6 +21,7 @@ import { CodeCache } from './code-cache.js';
 import { Cpu, type CpuHost, RUN_HALTED, TripleFault } from './cpu.js';
 import { GuestRam } from './guest-ram.js';
 import type { PlatformPortBlock, SoftClock, SoftPlatform } from './platform-contract.js';
+import { RipProfile } from './rip-profile.js';
 import { SoftTrace, traceDepthFromEnv, traceVectorsFromEnv } from './trace.js';
 
 /** Builds the interrupt/timer hardware of one VM (createSoftPlatform once merged). */
@@ -112,6 +113,8 @@ export class SoftVm implements EngineVm {
   private dumpOnSignal: (() => void) | null = null;
   private readonly startMs = performance.now();
   private readonly startCpuUs = process.cpuUsage().user;
+  /** Guest RIP sampler (TYPEVISOR_SOFT_PROFILE), null when off. */
+  private readonly profile: RipProfile | null = RipProfile.fromEnv(process.env.TYPEVISOR_SOFT_PROFILE);
 
   constructor(options: VmOptions, platformFactory: SoftPlatformFactory, debug: SoftEngineOptions = {}) {
     if (!Number.isInteger(options.vcpuCount) || options.vcpuCount < 1 || options.vcpuCount > 255) {
@@ -271,6 +274,7 @@ export class SoftVm implements EngineVm {
     }
     if (this.dumpOnSignal !== null) process.off('SIGUSR2', this.dumpOnSignal);
     this.dumpOnSignal = null;
+    this.profile?.write(this.cpus.reduce((n, c) => n + c.instructions, 0), (performance.now() - this.startMs) / 1000);
     const resolve = this.resolveRun;
     this.resolveRun = null;
     this.clearTimers();
@@ -289,8 +293,13 @@ export class SoftVm implements EngineVm {
       while (this.exitReason === null) {
         this.platform.poll(this.clock.nowNs());
         anyRunnable = false;
+        const profile = this.profile;
         for (running = 0; running < this.cpus.length; running++) {
-          if (this.cpus[running].run(VCPU_SLICE) !== RUN_HALTED) anyRunnable = true;
+          const cpu = this.cpus[running];
+          if (cpu.run(VCPU_SLICE) !== RUN_HALTED) {
+            anyRunnable = true;
+            if (profile !== null) profile.sample(cpu.long64 ? cpu.rip : (cpu.csBase + cpu.rip) >>> 0);
+          }
           if (this.exitReason !== null) break;
         }
         if (!anyRunnable || performance.now() >= burstEnd) break;

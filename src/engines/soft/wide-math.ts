@@ -9,39 +9,53 @@ const TWO32 = 0x1_0000_0000;
 export class WideMath {
   /** Result words, least significant first: a 128-bit product, or quotient (0,1) and remainder (2,3). */
   readonly out = new Int32Array(4);
-  private readonly limbsA = new Uint32Array(4);
-  private readonly limbsB = new Uint32Array(4);
-  private readonly acc = new Uint32Array(8);
+
+  /** High word (unsigned) of the last mulU32. */
+  mulHi = 0;
+
+  /**
+   * Unsigned 32×32 → 64 multiply of a, b in [0, 2^32): returns the low word
+   * (as an unsigned number), leaves the high word in mulHi. Two 32×16 partial products are
+   * below 2^48, so every step is exact in a double.
+   */
+  mulU32(a: number, b: number): number {
+    const p0 = a * (b & 0xffff);
+    const p1 = a * (b >>> 16);
+    const p0Hi = Math.floor(p0 / TWO32);
+    const t = (p0 - p0Hi * TWO32) + (p1 % 0x10000) * 0x10000; // < 2^33
+    const tHi = t >= TWO32 ? 1 : 0;
+    this.mulHi = p0Hi + Math.floor(p1 / 0x10000) + tHi;
+    return t - tHi * TWO32;
+  }
 
   /** Unsigned 64×64 → 128 multiply of (aHi:aLo) × (bHi:bLo). */
   mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
-    const a = this.limbsA;
-    const b = this.limbsB;
-    a[0] = aLo & 0xffff; a[1] = aLo >>> 16; a[2] = aHi & 0xffff; a[3] = aHi >>> 16;
-    b[0] = bLo & 0xffff; b[1] = bLo >>> 16; b[2] = bHi & 0xffff; b[3] = bHi >>> 16;
-    const acc = this.acc;
-    acc.fill(0);
-    for (let i = 0; i < 4; i++) {
-      let carry = 0;
-      const ai = a[i];
-      for (let j = 0; j < 4; j++) {
-        const t = ai * b[j] + acc[i + j] + carry; // < 2^32 + 2^17: exact in a double
-        acc[i + j] = t & 0xffff;
-        carry = Math.floor(t / 0x10000);
-      }
-      let k = i + 4;
-      while (carry !== 0 && k < 8) {
-        const t = acc[k] + carry;
-        acc[k] = t & 0xffff;
-        carry = t >>> 16;
-        k++;
-      }
-    }
+    const a0 = aLo >>> 0;
+    const a1 = aHi >>> 0;
+    const b0 = bLo >>> 0;
+    const b1 = bHi >>> 0;
     const o = this.out;
-    o[0] = acc[0] | (acc[1] << 16);
-    o[1] = acc[2] | (acc[3] << 16);
-    o[2] = acc[4] | (acc[5] << 16);
-    o[3] = acc[6] | (acc[7] << 16);
+    const ll = this.mulU32(a0, b0);
+    const llHi = this.mulHi;
+    if (a1 === 0 && b1 === 0) {
+      o[0] = ll | 0; o[1] = llHi | 0; o[2] = 0; o[3] = 0;
+      return;
+    }
+    const lh = this.mulU32(a0, b1);
+    const lhHi = this.mulHi;
+    const hl = this.mulU32(a1, b0);
+    const hlHi = this.mulHi;
+    const hh = this.mulU32(a1, b1);
+    const hhHi = this.mulHi;
+    // Column sums of 32-bit words (each below 2^34, exact), carried upwards.
+    const w1 = llHi + lh + hl;
+    const c1 = Math.floor(w1 / TWO32);
+    const w2 = lhHi + hlHi + hh + c1;
+    const c2 = Math.floor(w2 / TWO32);
+    o[0] = ll | 0;
+    o[1] = w1 | 0;
+    o[2] = w2 | 0;
+    o[3] = (hhHi + c2) | 0;
   }
 
   /** Signed 64×64 → 128 multiply. */
@@ -82,25 +96,72 @@ export class WideMath {
       o[0] = q % TWO32 | 0; o[1] = Math.floor(q / TWO32) | 0; o[2] = r | 0; o[3] = 0;
       return true;
     }
-    // Shift-subtract long division, remainder in (r1:r0) plus a carry bit.
-    let r0 = n2 >>> 0;
-    let r1 = n3 >>> 0;
-    let q0 = n0 >>> 0;
-    let q1 = n1 >>> 0;
+    // Long division by 16-bit quotient digits. The remainder starts as the
+    // dividend's high half (below the divisor, checked above); each step
+    // brings down 16 bits of (n1:n0).
     const d0 = dLo >>> 0;
     const d1 = dHi >>> 0;
-    for (let i = 0; i < 64; i++) {
-      const top = r1 >>> 31;
-      r1 = ((r1 << 1) | (r0 >>> 31)) >>> 0;
-      r0 = ((r0 << 1) | (q1 >>> 31)) >>> 0;
-      q1 = ((q1 << 1) | (q0 >>> 31)) >>> 0;
-      q0 = (q0 << 1) >>> 0;
-      if (top !== 0 || r1 > d1 || (r1 === d1 && r0 >= d0)) {
-        const borrow = r0 < d0 ? 1 : 0;
-        r0 = (r0 - d0) >>> 0;
-        r1 = (r1 - d1 - borrow) >>> 0;
-        q0 |= 1;
+    let q0 = 0;
+    let q1 = 0;
+    if (d1 === 0) {
+      // A 32-bit divisor: remainder·2^16 + digit < 2^48, exact in a double.
+      let rem = n2 >>> 0;
+      for (let i = 3; i >= 0; i--) {
+        const x = rem * 0x10000 + digit16(n0, n1, i);
+        const q = Math.floor(x / d0);
+        rem = x - q * d0;
+        if (i >= 2) q1 = q1 * 0x10000 + q; else q0 = q0 * 0x10000 + q;
       }
+      o[0] = q0 | 0; o[1] = q1 | 0; o[2] = rem | 0; o[3] = 0;
+      return true;
+    }
+    // A divisor of 33..64 bits: estimate each digit from doubles (off by at
+    // most one or two), then fix it with an exact multiply-subtract.
+    const dApprox = d1 * TWO32 + d0;
+    let r0 = n2 >>> 0;
+    let r1 = n3 >>> 0;
+    for (let i = 3; i >= 0; i--) {
+      // x = (r1:r0)·2^16 + digit as 32-bit words x2:x1:x0.
+      const x0 = (r0 & 0xffff) * 0x10000 + digit16(n0, n1, i);
+      const x1 = (r1 & 0xffff) * 0x10000 + (r0 >>> 16);
+      const x2 = r1 >>> 16;
+      let q = Math.floor(((x2 * TWO32 + x1) * TWO32 + x0) / dApprox);
+      if (q > 0xffff) q = 0xffff;
+      // s = x - q·d, 32-bit words with a signed top word.
+      const pl = q * d0;
+      const plHi = Math.floor(pl / TWO32);
+      const pm = q * d1 + plHi;
+      const pmHi = Math.floor(pm / TWO32);
+      let s0 = x0 - (pl - plHi * TWO32);
+      let borrow = s0 < 0 ? 1 : 0;
+      s0 += borrow * TWO32;
+      let s1 = x1 - (pm - pmHi * TWO32) - borrow;
+      borrow = s1 < 0 ? 1 : 0;
+      s1 += borrow * TWO32;
+      let s2 = x2 - pmHi - borrow;
+      while (s2 < 0) { // estimate too large: add the divisor back
+        q--;
+        s0 += d0;
+        const c0 = s0 >= TWO32 ? 1 : 0;
+        s0 -= c0 * TWO32;
+        s1 += d1 + c0;
+        const c1 = s1 >= TWO32 ? 1 : 0;
+        s1 -= c1 * TWO32;
+        s2 += c1;
+      }
+      while (s2 > 0 || s1 > d1 || (s1 === d1 && s0 >= d0)) { // too small: subtract once more
+        q++;
+        s0 -= d0;
+        const b0 = s0 < 0 ? 1 : 0;
+        s0 += b0 * TWO32;
+        s1 -= d1 + b0;
+        const b1 = s1 < 0 ? 1 : 0;
+        s1 += b1 * TWO32;
+        s2 -= b1;
+      }
+      r0 = s0;
+      r1 = s1;
+      if (i >= 2) q1 = q1 * 0x10000 + q; else q0 = q0 * 0x10000 + q;
     }
     o[0] = q0 | 0; o[1] = q1 | 0; o[2] = r0 | 0; o[3] = r1 | 0;
     return true;
@@ -129,4 +190,10 @@ export class WideMath {
     if (negN) { o[2] = -o[2] | 0; o[3] = (~o[3] + (o[2] === 0 ? 1 : 0)) | 0; }
     return true;
   }
+}
+
+/** Bits 16·i..16·i+15 of the 64-bit value (n1:n0), i = 0..3. */
+function digit16(n0: number, n1: number, i: number): number {
+  const w = i >= 2 ? n1 : n0;
+  return (i & 1) !== 0 ? w >>> 16 : w & 0xffff;
 }

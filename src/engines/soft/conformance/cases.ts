@@ -124,6 +124,11 @@ function mulDiv(): ConformanceCase[] {
       out.push(c('imul r64, m64, imm8', 'mov [r15+0x200], rbx\nimul rcx, qword ptr [r15+0x200], -128', { rbx: a }, 0, Undef.mul));
     }
   }
+  // IMUL r64 with both factors below 2^32 (a 32×32 fast path): products with bit 63 set overflow.
+  for (const [a, b] of [[0xffffffffn, 0xffffffffn], [0x80000000n, 0xffffffffn], [0x80000000n, 0x100000n], [0xb504f334n, 0xb504f334n], [0x12345678n, 0x9abcdef0n], [0n, 0xffffffffn]]) {
+    out.push(c('imul r64, r64 (32-bit factors)', 'imul rax, rbx', { rax: a, rbx: b }, 0, Undef.mul));
+    out.push(c('imul r64, r64, imm32 (32-bit factors)', 'imul rcx, rbx, 0x7fffffff', { rbx: b }, 0, Undef.mul));
+  }
   // DIV/IDIV: ordinary quotients, and #DE (divide by zero, quotient overflow, INT_MIN / -1).
   const divs: Array<[bigint, bigint, bigint]> = [ // rdx, rax, divisor
     [0n, 100n, 7n], [0n, M64, 0xffffffffn], [1n, 0n, 2n], [0x7fffffffffffffffn, M64, 0x8000000000000000n], [M64, 0x8000000000000000n, M64],
