@@ -1750,6 +1750,10 @@ function group7(c: Cpu, r: Int32Array, b: number, f: number): void {
         rdtsc(c);
         c.lo[1] = c.tscAux; c.hi[1] = 0;
         return;
+      case 0xca: case 0xcb: // CLAC, STAC (SMAP is advertised)
+        if (c.cpl !== 0) return ud(c);
+        c.setFlags(modrm === 0xcb ? AC : 0, AC);
+        return;
       default:
         if (sub === 4) { // SMSW r
           const size = osz(f);
@@ -1757,7 +1761,7 @@ function group7(c: Cpu, r: Int32Array, b: number, f: number): void {
           return;
         }
         if (sub === 6) { lmsw(c, readReg(c, r[b + D_RM], 2, f)); return; }
-        return ud(c); // MONITOR/MWAIT, XGETBV, VMX, CLAC/STAC: not advertised
+        return ud(c); // MONITOR/MWAIT, XGETBV, VMX: not advertised
     }
   }
   const lin = effectiveAddress(c, r, b);

@@ -48,7 +48,7 @@ const F1_ECX_TSC_DEADLINE = 1 << 24;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.7.0:EBX: IA32_TSC_ADJUST.
-const F7_EBX = 1 << 1;
+const F7_EBX = (1 << 1) | (1 << 7) /* SMEP */ | (1 << 20) /* SMAP */;
 // CPUID.80000007:EDX: invariant TSC (the TSC follows the host's monotonic clock at a fixed rate).
 const F87_EDX = 1 << 8;
 // CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
