@@ -54,7 +54,8 @@ export const CR4_PKE = 1 << 22;
 export const CR4_PKS = 1 << 24;
 /** CR4 bits this CPU accepts (what CPUID advertises). */
 export const CR4_SUPPORTED = CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | (1 << 6) /* MCE */ | (1 << 8) /* PCE */ |
-  (1 << 9) /* OSFXSR */ | (1 << 10) /* OSXMMEXCPT */ | CR4_SMEP | CR4_SMAP;
+  (1 << 9) /* OSFXSR */ | (1 << 10) /* OSXMMEXCPT */ | CR4_SMEP | CR4_SMAP |
+  CR4_PKE | CR4_PKS;
 export const EFER_SCE = 1 << 0;
 export const EFER_LME = 1 << 8;
 export const EFER_LMA = 1 << 10;

@@ -27,7 +27,7 @@ const TWO32 = 0x1_0000_0000;
 export * from './arch.js';
 import {
   X_DB, A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
-  CR4_PAE, CR4_PGE, CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_SUPPORTED, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GS, IF, LDTR, L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC,
+  CR4_PAE, CR4_PGE, CR4_PKE, CR4_PKS, CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_SUPPORTED, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GS, IF, LDTR, L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC,
   L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, MAX_PHYS_BITS, NT, RF, SS, TF, TLB_MASK, TLB_SIZE, TR, VM, WRITABLE_FLAGS, X_DE, X_DF, X_GP, X_NMI, X_NP,
   X_PF, X_SS, X_TS, X_UD, A_AVL,
 } from './arch.js';
@@ -217,6 +217,9 @@ export class Cpu {
    */
   private readonly tlbFilled = new Int32Array(TLB_FILL_LOG);
   private tlbFilledCount = 0;
+  /** Protection-key rights for user pages (PKRU) and supervisor pages (IA32_PKRS): AD/WD bit pairs per key. */
+  pkru = 0;
+  pkrs = 0;
   /** TLB set base for explicit reads/writes at the current privilege (and SMAP/AC state). */
   rdSet = 0;
   wrSet = TLB_SIZE;
@@ -266,6 +269,7 @@ export class Cpu {
     this.gdtBase = 0; this.gdtLimit = 0xffff; this.idtBase = 0; this.idtLimit = 0xffff;
     this.cr0 = CR0_ET | CR0_CD | CR0_NW;
     this.cr2 = 0; this.cr3 = 0; this.cr4 = 0; this.cr8 = 0; this.efer = 0;
+    this.pkru = 0; this.pkrs = 0;
     this.dr.fill(0);
     this.dr[6] = 0xffff0ff0;
     this.dr[7] = 0x400;
@@ -742,9 +746,9 @@ export class Cpu {
   /** False when a write succeeded but the mapping must not be cached for writes (D not yet settable). */
   private walkWritable = true;
 
-  private pageFault(lin: number, acc: number, user: boolean, present: boolean, rsvd: boolean): never {
+  private pageFault(lin: number, acc: number, user: boolean, present: boolean, rsvd: boolean, protectionKey = false): never {
     this.cr2 = lin;
-    let err = (present ? 1 : 0) | (acc === ACC_WRITE ? 2 : 0) | (user ? 4 : 0) | (rsvd ? 8 : 0);
+    let err = (present ? 1 : 0) | (acc === ACC_WRITE ? 2 : 0) | (user ? 4 : 0) | (rsvd ? 8 : 0) | (protectionKey ? 32 : 0);
     if (acc === ACC_EXEC && ((this.efer & EFER_NXE) !== 0 || (this.cr4 & CR4_SMEP) !== 0)) err |= 16;
     return this.raise(X_PF, err);
   }
@@ -775,7 +779,7 @@ export class Cpu {
       allowUser = (pde & 4) !== 0;
       allowWrite = (pde & 2) !== 0;
       if ((pde & 0x80) !== 0 && (this.cr4 & CR4_PSE) !== 0) {
-        this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp, acOpen);
+        this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp, acOpen, -1);
         this.setPteBits(entryAddr, acc === ACC_WRITE ? 0x60 : 0x20);
         this.walkGlobal = (pde & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
         return ((pde & 0xffc00000) >>> 0) + (l & 0x3ff000);
@@ -785,7 +789,7 @@ export class Cpu {
       if ((pte & 1) === 0) this.pageFault(lin, acc, user, false, false);
       allowUser = allowUser && (pte & 4) !== 0;
       allowWrite = allowWrite && (pte & 2) !== 0;
-      this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp, acOpen);
+      this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp, acOpen, -1);
       this.setPteBits(entryAddr, 0x20);
       this.setPteBits(pteAddr >>> 0, acc === ACC_WRITE ? 0x60 : 0x20);
       this.walkGlobal = (pte & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
@@ -831,7 +835,7 @@ export class Cpu {
         pageSize = level === 2 ? 0x40000000 : 0x200000;
         // Reserved bits between 12 and the page size (except PAT bit 12).
         if (((frame % pageSize) & ~0x1000) !== 0) this.pageFault(lin, acc, user, true, true);
-        this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp, acOpen);
+        this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp, acOpen, levels === 4 ? (entryHi >>> 27) & 15 : -1);
         for (let k = 0; k < n - 1; k++) this.setPteBits(addrs[k], 0x20);
         this.setPteBits(entryAddr, acc === ACC_WRITE ? 0x60 : 0x20);
         this.walkGlobal = (entryLo & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
@@ -841,7 +845,7 @@ export class Cpu {
       if (level === 3 && (entryLo & 0x80) !== 0) this.pageFault(lin, acc, user, true, true);
       tableBase = frame;
     }
-    this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp, acOpen);
+    this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp, acOpen, levels === 4 ? (entryHi >>> 27) & 15 : -1);
     for (let k = 0; k < n - 1; k++) this.setPteBits(addrs[k], 0x20);
     this.setPteBits(entryAddr, acc === ACC_WRITE ? 0x60 : 0x20);
     this.walkGlobal = (entryLo & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
@@ -850,7 +854,8 @@ export class Cpu {
 
   private readonly walkAddrs = new Float64Array(4);
 
-  private checkAccess(lin: number, acc: number, user: boolean, allowUser: boolean, allowWrite: boolean, nx: boolean, wp: boolean, acOpen: boolean): void {
+  /** Access rights of a translation (SDM 4.6); `pkey` is the leaf's protection key (4-level paging) or -1. */
+  private checkAccess(lin: number, acc: number, user: boolean, allowUser: boolean, allowWrite: boolean, nx: boolean, wp: boolean, acOpen: boolean, pkey: number): void {
     if (user && !allowUser) this.pageFault(lin, acc, user, true, false);
     if (!user && allowUser) {
       // SMEP: no supervisor fetch from a user page; SMAP: no supervisor data access unless AC opens it.
@@ -858,6 +863,13 @@ export class Cpu {
     }
     if (acc === ACC_WRITE && !allowWrite && (user || wp)) this.pageFault(lin, acc, user, true, false);
     if (acc === ACC_EXEC && nx) this.pageFault(lin, acc, user, true, false);
+    // Protection keys (data accesses only): PKRU for user pages, IA32_PKRS for supervisor pages.
+    // TLB entries are installed only when the rights allow, so WRPKRU and PKRS writes flush.
+    if (pkey >= 0 && acc !== ACC_EXEC) {
+      const rights = allowUser ? ((this.cr4 & CR4_PKE) !== 0 ? this.pkru : 0) : ((this.cr4 & CR4_PKS) !== 0 ? this.pkrs : 0);
+      const bits = (rights >>> (2 * pkey)) & 3;
+      if ((bits & 1) !== 0 || ((bits & 2) !== 0 && acc === ACC_WRITE && (user || wp))) this.pageFault(lin, acc, user, true, false, true);
+    }
     // A supervisor write to a read-only page with WP=0 succeeds but must not be cached as writable.
     if (acc === ACC_WRITE && !allowWrite) this.walkWritable = false;
   }
@@ -1567,7 +1579,7 @@ export class Cpu {
     if ((this.efer & EFER_LMA) !== 0 && (v & CR4_PAE) === 0) this.raise(X_GP, 0);
     const old = this.cr4;
     this.cr4 = v;
-    if (((old ^ v) & (CR4_PAE | CR4_PGE | CR4_PSE | CR4_SMEP | CR4_SMAP)) !== 0) this.flushTlb(true);
+    if (((old ^ v) & (CR4_PAE | CR4_PGE | CR4_PSE | CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_PKS)) !== 0) this.flushTlb(true);
     if (((old ^ v) & CR4_SMAP) !== 0) this.updateDataSets();
   }
 

@@ -1,7 +1,8 @@
 /**
  * Page protection features of the soft CPU beyond U/S and R/W: SMEP, SMAP
  * with EFLAGS.AC and STAC/CLAC (explicit vs implicit supervisor accesses),
- * and the TLB flushes on CR4 changes. Each fault is checked by its #PF error
+ * protection keys (PKRU with RDPKRU/WRPKRU, IA32_PKRS), and the TLB flushes
+ * on CR4 changes and new key rights. Each fault is checked by its #PF error
  * code and CR2.
  */
 
@@ -15,8 +16,10 @@ const TSS = 0x320000;
 /** The 2 MiB pages at 4-8 MiB are user pages; everything else in the first GiB is supervisor-only. */
 const USER_DATA = 0x400000;
 const USER_CODE = 0x600000;
+/** A supervisor page (2 MiB) with protection key 2; USER_DATA has key 1. */
+const SUPER_KEYED = 0x800000;
 
-/** 4-level tables identity-mapping 1 GiB with 2 MiB pages; only 0x400000-0x7fffff is user-accessible. */
+/** 4-level tables identity-mapping 1 GiB with 2 MiB pages; only 0x400000-0x7fffff is user-accessible; keys 1 (USER_DATA) and 2 (SUPER_KEYED). */
 function protectionPageTables(): Array<{ address: number; bytes: Uint8Array }> {
   const pml4 = new Uint8Array(4096);
   const pdpt = new Uint8Array(4096);
@@ -25,6 +28,8 @@ function protectionPageTables(): Array<{ address: number; bytes: Uint8Array }> {
   new DataView(pdpt.buffer).setUint32(0, (PML4 + 0x2000) | 7, true);
   const pdv = new DataView(pd.buffer);
   for (let i = 0; i < 512; i++) pdv.setUint32(i * 8, (i * 0x200000) | (i === 2 || i === 3 ? 0x87 : 0x83), true);
+  pdv.setUint32(2 * 8 + 4, 1 << 27, true); // key 1: PTE bits 62:59
+  pdv.setUint32(4 * 8 + 4, 2 << 27, true); // key 2
   return [{ address: PML4, bytes: pml4 }, { address: PML4 + 0x1000, bytes: pdpt }, { address: PML4 + 0x2000, bytes: pd }];
 }
 
@@ -74,11 +79,12 @@ const MACROS = `
 .endm
 `;
 
-/** Common prologue: IDT with #PF on IST1 (handler stores error code and CR2, resumes at r15), #UD, TSS loaded. */
+/** Common prologue: IDT with #PF on IST1 (stores error code and CR2), #UD (CS, 6), #GP (error code, 13), all resuming at r15; TSS loaded. */
 const PROLOGUE = `${MACROS}
     mov r13, 0x200000
     gate 14, pf, 0x8e01
     gate 6, ud_handler, 0x8e00
+    gate 13, gp_handler, 0x8e00
     gate 0x40, soft40, 0x8e00
     load_idt
     mov ax, 0x30
@@ -100,7 +106,15 @@ ud_handler:
     st rax
     mov rax, 6
     st rax
-    out 0xf4, al
+    mov [rsp], r15
+    iretq
+gp_handler:
+    pop rax
+    st rax
+    mov rax, 13
+    st rax
+    mov [rsp], r15
+    iretq
 `;
 
 async function run(kernel: string, user = 'out 0xf4, al', cr4Extra = 0n): Promise<{ v: bigint[]; rbx: bigint }> {
@@ -203,13 +217,16 @@ r1:
     mov cr4, rax
     push 0x23
     push ${USER_CODE + 0x100000}
-    push 2
+    push 0x3002
     push 0x2b
     push ${USER_CODE}
     iretq
   `, `
     mov rbx, qword ptr [${USER_DATA + 8}]
+    lea r15, [rip + done]
     stac
+done:
+    out 0xf4, al
   `);
   const hex = v.map((x) => x.toString(16)).join(' ');
   assert.equal(v.length, 5, hex);
@@ -217,4 +234,97 @@ r1:
   assert.equal(v[2], 0x5en, 'CR4.SMEP cleared: the call returns');
   assert.equal(rbx, 0x4321n, 'user-mode read of a user page with SMAP on');
   assert.deepEqual(v.slice(3, 5), [0x2bn, 6n], 'STAC at CPL 3: #UD from user CS');
+});
+
+void test('PKU and PKS: RDPKRU/WRPKRU, access- and write-disable per key on user and supervisor pages, CR0.WP, error code PK, TLB follows new rights', async () => {
+  const { v, rbx } = await run(`
+    lea r15, [rip + r0]
+    rdpkru
+r0:
+    mov rax, cr4
+    or rax, 0x1400000
+    mov cr4, rax
+    xor ecx, ecx
+    rdpkru
+    st rax
+    mov eax, 7
+    xor ecx, ecx
+    cpuid
+    mov eax, ecx
+    and eax, 0x80000018
+    st rax
+    mov rax, qword ptr [${USER_DATA + 8}]
+    mov eax, 4
+    xor ecx, ecx
+    xor edx, edx
+    wrpkru
+    lea r15, [rip + r1]
+    mov rax, qword ptr [${USER_DATA + 8}]
+r1:
+    mov eax, 8
+    wrpkru
+    mov rax, qword ptr [${USER_DATA + 8}]
+    lea r15, [rip + r2]
+    mov qword ptr [${USER_DATA + 8}], 7
+r2:
+    mov rax, cr0
+    and rax, ~0x10000
+    mov cr0, rax
+    mov qword ptr [${USER_DATA + 8}], 7
+    mov rax, cr0
+    or rax, 0x10000
+    mov cr0, rax
+    mov rax, qword ptr [${USER_DATA + 8}]
+    st rax
+    mov ecx, 1
+    lea r15, [rip + r3]
+    wrpkru
+r3:
+    mov ecx, 0x6e1
+    mov eax, 0x10
+    xor edx, edx
+    wrmsr
+    lea r15, [rip + r4]
+    mov rax, qword ptr [${SUPER_KEYED}]
+r4:
+    mov ecx, 0x6e1
+    rdmsr
+    st rax
+    mov eax, 0x20
+    wrmsr
+    mov rax, qword ptr [${SUPER_KEYED}]
+    lea r15, [rip + r5]
+    mov qword ptr [${SUPER_KEYED}], 1
+r5:
+    mov eax, 4
+    xor ecx, ecx
+    xor edx, edx
+    wrpkru
+    mov rbx, 0x77
+    push 0x23
+    push ${USER_CODE + 0x100000}
+    push 0x3002
+    push 0x2b
+    push ${USER_CODE}
+    iretq
+  `, `
+    lea r15, [rip + done]
+    mov rbx, qword ptr [${USER_DATA}]
+done:
+    out 0xf4, al
+  `);
+  const hex = v.map((x) => x.toString(16)).join(' ');
+  assert.equal(v.length, 18, hex);
+  assert.deepEqual(v.slice(0, 2), [8n, 6n], 'RDPKRU with CR4.PKE=0: #UD');
+  assert.equal(v[2], 0n, 'PKRU starts at 0');
+  assert.equal(v[3], 0x80000018n, 'CPUID.7.0:ECX PKU, OSPKE (CR4.PKE=1), PKS');
+  assert.deepEqual(v.slice(4, 6), [0x21n, BigInt(USER_DATA + 8)], 'AD for key 1 after a cached read: #PF(P|PK)');
+  assert.deepEqual(v.slice(6, 8), [0x23n, BigInt(USER_DATA + 8)], 'WD, CR0.WP=1, supervisor write: #PF(P|W|PK)');
+  assert.equal(v[8], 7n, 'WD with CR0.WP=0: the supervisor write succeeds');
+  assert.deepEqual(v.slice(9, 11), [0n, 13n], 'WRPKRU with ECX != 0: #GP(0)');
+  assert.deepEqual(v.slice(11, 13), [0x21n, BigInt(SUPER_KEYED)], 'IA32_PKRS AD for key 2 on a supervisor page: #PF(P|PK)');
+  assert.equal(v[13], 0x10n, 'RDMSR IA32_PKRS');
+  assert.deepEqual(v.slice(14, 16), [0x23n, BigInt(SUPER_KEYED)], 'IA32_PKRS WD: #PF(P|W|PK)');
+  assert.deepEqual(v.slice(16, 18), [0x25n, BigInt(USER_DATA)], 'user-mode read with AD: #PF(P|U|PK)');
+  assert.equal(rbx, 0x77n, 'the faulting user load did not complete');
 });
