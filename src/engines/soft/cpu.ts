@@ -856,20 +856,23 @@ export class Cpu {
 
   /** Access rights of a translation (SDM 4.6); `pkey` is the leaf's protection key (4-level paging) or -1. */
   private checkAccess(lin: number, acc: number, user: boolean, allowUser: boolean, allowWrite: boolean, nx: boolean, wp: boolean, acOpen: boolean, pkey: number): void {
-    if (user && !allowUser) this.pageFault(lin, acc, user, true, false);
+    // Protection keys (data accesses only): PKRU for user pages, IA32_PKRS for supervisor pages.
+    // A key denial sets the PK bit in the error code even when another check faults too.
+    // TLB entries are installed only when the rights allow, so WRPKRU and PKRS writes flush.
+    let keyDenied = false;
+    if (pkey >= 0 && acc !== ACC_EXEC) {
+      const rights = allowUser ? ((this.cr4 & CR4_PKE) !== 0 ? this.pkru : 0) : ((this.cr4 & CR4_PKS) !== 0 && !user ? this.pkrs : 0);
+      const bits = (rights >>> (2 * pkey)) & 3;
+      keyDenied = (bits & 1) !== 0 || ((bits & 2) !== 0 && acc === ACC_WRITE && (user || wp));
+    }
+    if (user && !allowUser) this.pageFault(lin, acc, user, true, false, keyDenied);
     if (!user && allowUser) {
       // SMEP: no supervisor fetch from a user page; SMAP: no supervisor data access unless AC opens it.
-      if (acc === ACC_EXEC ? (this.cr4 & CR4_SMEP) !== 0 : (this.cr4 & CR4_SMAP) !== 0 && !acOpen) this.pageFault(lin, acc, user, true, false);
+      if (acc === ACC_EXEC ? (this.cr4 & CR4_SMEP) !== 0 : (this.cr4 & CR4_SMAP) !== 0 && !acOpen) this.pageFault(lin, acc, user, true, false, keyDenied);
     }
-    if (acc === ACC_WRITE && !allowWrite && (user || wp)) this.pageFault(lin, acc, user, true, false);
+    if (acc === ACC_WRITE && !allowWrite && (user || wp)) this.pageFault(lin, acc, user, true, false, keyDenied);
     if (acc === ACC_EXEC && nx) this.pageFault(lin, acc, user, true, false);
-    // Protection keys (data accesses only): PKRU for user pages, IA32_PKRS for supervisor pages.
-    // TLB entries are installed only when the rights allow, so WRPKRU and PKRS writes flush.
-    if (pkey >= 0 && acc !== ACC_EXEC) {
-      const rights = allowUser ? ((this.cr4 & CR4_PKE) !== 0 ? this.pkru : 0) : ((this.cr4 & CR4_PKS) !== 0 ? this.pkrs : 0);
-      const bits = (rights >>> (2 * pkey)) & 3;
-      if ((bits & 1) !== 0 || ((bits & 2) !== 0 && acc === ACC_WRITE && (user || wp))) this.pageFault(lin, acc, user, true, false, true);
-    }
+    if (keyDenied) this.pageFault(lin, acc, user, true, false, true);
     // A supervisor write to a read-only page with WP=0 succeeds but must not be cached as writable.
     if (acc === ACC_WRITE && !allowWrite) this.walkWritable = false;
   }

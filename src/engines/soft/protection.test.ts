@@ -18,6 +18,8 @@ const USER_DATA = 0x400000;
 const USER_CODE = 0x600000;
 /** A supervisor page (2 MiB) with protection key 2; USER_DATA has key 1. */
 const SUPER_KEYED = 0x800000;
+/** A read-only user page (2 MiB) with protection key 1. */
+const USER_READ_ONLY = 0xa00000;
 
 /** 4-level tables identity-mapping 1 GiB with 2 MiB pages; only 0x400000-0x7fffff is user-accessible; keys 1 (USER_DATA) and 2 (SUPER_KEYED). */
 function protectionPageTables(): Array<{ address: number; bytes: Uint8Array }> {
@@ -27,9 +29,10 @@ function protectionPageTables(): Array<{ address: number; bytes: Uint8Array }> {
   new DataView(pml4.buffer).setUint32(0, (PML4 + 0x1000) | 7, true);
   new DataView(pdpt.buffer).setUint32(0, (PML4 + 0x2000) | 7, true);
   const pdv = new DataView(pd.buffer);
-  for (let i = 0; i < 512; i++) pdv.setUint32(i * 8, (i * 0x200000) | (i === 2 || i === 3 ? 0x87 : 0x83), true);
+  for (let i = 0; i < 512; i++) pdv.setUint32(i * 8, (i * 0x200000) | (i === 2 || i === 3 ? 0x87 : i === 5 ? 0x85 : 0x83), true);
   pdv.setUint32(2 * 8 + 4, 1 << 27, true); // key 1: PTE bits 62:59
   pdv.setUint32(4 * 8 + 4, 2 << 27, true); // key 2
+  pdv.setUint32(5 * 8 + 4, 1 << 27, true);
   return [{ address: PML4, bytes: pml4 }, { address: PML4 + 0x1000, bytes: pdpt }, { address: PML4 + 0x2000, bytes: pd }];
 }
 
@@ -308,13 +311,16 @@ r5:
     push ${USER_CODE}
     iretq
   `, `
-    lea r15, [rip + done]
+    lea r15, [rip + next]
     mov rbx, qword ptr [${USER_DATA}]
+next:
+    lea r15, [rip + done]
+    mov qword ptr [${USER_READ_ONLY}], 1
 done:
     out 0xf4, al
   `);
   const hex = v.map((x) => x.toString(16)).join(' ');
-  assert.equal(v.length, 18, hex);
+  assert.equal(v.length, 20, hex);
   assert.deepEqual(v.slice(0, 2), [8n, 6n], 'RDPKRU with CR4.PKE=0: #UD');
   assert.equal(v[2], 0n, 'PKRU starts at 0');
   assert.equal(v[3], 0x80000018n, 'CPUID.7.0:ECX PKU, OSPKE (CR4.PKE=1), PKS');
@@ -327,4 +333,5 @@ done:
   assert.deepEqual(v.slice(14, 16), [0x23n, BigInt(SUPER_KEYED)], 'IA32_PKRS WD: #PF(P|W|PK)');
   assert.deepEqual(v.slice(16, 18), [0x25n, BigInt(USER_DATA)], 'user-mode read with AD: #PF(P|U|PK)');
   assert.equal(rbx, 0x77n, 'the faulting user load did not complete');
+  assert.deepEqual(v.slice(18, 20), [0x27n, BigInt(USER_READ_ONLY)], 'user write to a read-only page whose key also denies: #PF(P|W|U|PK)');
 });
