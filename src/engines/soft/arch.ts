@@ -44,9 +44,18 @@ export const CR4_DE = 1 << 3;
 export const CR4_PSE = 1 << 4;
 export const CR4_PAE = 1 << 5;
 export const CR4_PGE = 1 << 7;
+/** Supervisor-mode execution prevention: no supervisor fetches from user pages. */
+export const CR4_SMEP = 1 << 20;
+/** Supervisor-mode access prevention: no supervisor data accesses to user pages unless AC=1 (explicit only). */
+export const CR4_SMAP = 1 << 21;
+/** Protection keys for user pages (PKRU). */
+export const CR4_PKE = 1 << 22;
+/** Protection keys for supervisor pages (IA32_PKRS). */
+export const CR4_PKS = 1 << 24;
 /** CR4 bits this CPU accepts (what CPUID advertises). */
 export const CR4_SUPPORTED = CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | (1 << 6) /* MCE */ | (1 << 8) /* PCE */ |
-  (1 << 9) /* OSFXSR */ | (1 << 10) /* OSXMMEXCPT */;
+  (1 << 9) /* OSFXSR */ | (1 << 10) /* OSXMMEXCPT */ | CR4_SMEP | CR4_SMAP |
+  CR4_PKE | CR4_PKS;
 export const EFER_SCE = 1 << 0;
 export const EFER_LME = 1 << 8;
 export const EFER_LMA = 1 << 10;

@@ -27,7 +27,7 @@ const TWO32 = 0x1_0000_0000;
 export * from './arch.js';
 import {
   X_DB, A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, A_UNUSABLE, ACC_EXEC, ACC_READ, ACC_WRITE, AC, ARITH_FLAGS, CF, CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_WP,
-  CR4_PAE, CR4_PGE, CR4_PSE, CR4_SUPPORTED, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GS, IF, LDTR, L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC,
+  CR4_PAE, CR4_PGE, CR4_PKE, CR4_PKS, CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_SUPPORTED, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GS, IF, LDTR, L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC,
   L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, MAX_PHYS_BITS, NT, RF, SS, TF, TLB_MASK, TLB_SIZE, TR, VM, WRITABLE_FLAGS, X_DE, X_DF, X_GP, X_NMI, X_NP,
   X_PF, X_SS, X_TS, X_UD, A_AVL,
 } from './arch.js';
@@ -42,6 +42,13 @@ for (let i = 0; i < 256; i++) {
 
 /** TLB installs remembered between flushes (beyond this, a flush scans every set). */
 const TLB_FILL_LOG = 2048;
+/**
+ * TLB sets: 0-2 supervisor R/W/X, 3-5 user R/W/X, 6-7 supervisor R/W with
+ * SMAP on and EFLAGS.AC=1 ("AC open"). With SMAP on, sets 0-1 never hold user
+ * pages (the walk faults), sets 6-7 may; so STAC/CLAC only switch the set base.
+ */
+const TLB_SETS = 8;
+const SET_SUP_AC = 6;
 
 /** Thrown (one preallocated instance) to unwind from a guest fault to the run loop. */
 export class GuestFault extends Error {
@@ -196,21 +203,24 @@ export class Cpu {
   eaHi = 0;
   /** Linear address of the last memory operand read by readRm (for the write-back). */
   lastLin = 0;
-  /** Tags (linear page base) per TLB set: 0-2 supervisor R/W/X, 3-5 user R/W/X. */
-  readonly tlbTag = new Float64Array(6 * TLB_SIZE).fill(NaN);
+  /** Tags (linear page base) per TLB set (see TLB_SETS). */
+  readonly tlbTag = new Float64Array(TLB_SETS * TLB_SIZE).fill(NaN);
   /** Wasm offset of the page, or -1 when it is not RAM. */
-  readonly tlbOff = new Float64Array(6 * TLB_SIZE);
+  readonly tlbOff = new Float64Array(TLB_SETS * TLB_SIZE);
   /** Guest-physical page base. */
-  readonly tlbPhys = new Float64Array(6 * TLB_SIZE);
-  readonly tlbGlobal = new Uint8Array(6 * TLB_SIZE);
+  readonly tlbPhys = new Float64Array(TLB_SETS * TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(TLB_SETS * TLB_SIZE);
   /**
    * Indices of the TLB entries installed since the last flush, so a flush
-   * (every CR3 write) clears those instead of scanning all 6 sets. A count
+   * (every CR3 write) clears those instead of scanning every set. A count
    * above TLB_FILL_LOG means the log overflowed: flushes scan everything.
    */
   private readonly tlbFilled = new Int32Array(TLB_FILL_LOG);
   private tlbFilledCount = 0;
-  /** TLB set base for reads/writes at the current privilege. */
+  /** Protection-key rights for user pages (PKRU) and supervisor pages (IA32_PKRS): AD/WD bit pairs per key. */
+  pkru = 0;
+  pkrs = 0;
+  /** TLB set base for explicit reads/writes at the current privilege (and SMAP/AC state). */
   rdSet = 0;
   wrSet = TLB_SIZE;
   /** Fetch window: linear page base and its wasm offset (NaN when invalid). */
@@ -259,6 +269,7 @@ export class Cpu {
     this.gdtBase = 0; this.gdtLimit = 0xffff; this.idtBase = 0; this.idtLimit = 0xffff;
     this.cr0 = CR0_ET | CR0_CD | CR0_NW;
     this.cr2 = 0; this.cr3 = 0; this.cr4 = 0; this.cr8 = 0; this.efer = 0;
+    this.pkru = 0; this.pkrs = 0;
     this.dr.fill(0);
     this.dr[6] = 0xffff0ff0;
     this.dr[7] = 0x400;
@@ -372,6 +383,7 @@ export class Cpu {
     const prevIf = cur & IF;
     this.flags = ((cur & ~mask) | (value & mask) | 2) & (WRITABLE_FLAGS | 2 | VM);
     this.lazyOp = L_NONE;
+    if (((cur ^ this.flags) & AC) !== 0) this.updateDataSets();
     if (((this.flags & IF) !== 0 && prevIf === 0) || (this.flags & TF) !== 0) this.eventCheck = true;
   }
 
@@ -612,18 +624,18 @@ export class Cpu {
   sysRead(lin: number, size: 1 | 2 | 4, user = false): number {
     if (((lin & 0xfff) + size) > 0x1000) {
       let v = 0;
-      for (let i = 0; i < size; i++) v |= this.physRead(this.translate(this.linWrap(lin + i), ACC_READ, user), 1) << (8 * i);
+      for (let i = 0; i < size; i++) v |= this.physRead(this.translate(this.linWrap(lin + i), ACC_READ, user, true), 1) << (8 * i);
       return v;
     }
-    return this.physRead(this.translate(lin, ACC_READ, user), size);
+    return this.physRead(this.translate(lin, ACC_READ, user, true), size);
   }
 
   sysWrite(lin: number, size: 1 | 2 | 4, v: number, user = false): void {
     if (((lin & 0xfff) + size) > 0x1000) {
-      for (let i = 0; i < size; i++) this.physWrite(this.translate(this.linWrap(lin + i), ACC_WRITE, user), 1, (v >>> (8 * i)) & 0xff);
+      for (let i = 0; i < size; i++) this.physWrite(this.translate(this.linWrap(lin + i), ACC_WRITE, user, true), 1, (v >>> (8 * i)) & 0xff);
       return;
     }
-    this.physWrite(this.translate(lin, ACC_WRITE, user), size, v);
+    this.physWrite(this.translate(lin, ACC_WRITE, user, true), size, v);
   }
 
   // =====================================================================
@@ -693,13 +705,16 @@ export class Cpu {
   /**
    * Translates linear `lin` for an access of kind `acc` at user privilege
    * `user`, raising #PF (or #GP for a non-canonical address), and fills the TLB.
+   * `implicit` marks supervisor accesses the CPU makes itself (descriptor
+   * tables, TSS, event-delivery stacks): SMAP checks them whatever EFLAGS.AC.
    * Returns the guest-physical address.
    */
-  translate(lin: number, acc: number, user: boolean): number {
+  translate(lin: number, acc: number, user: boolean, implicit = false): number {
     const pageOff = lin & 0xfff;
     const page = lin - pageOff;
-    const set = (user ? 3 * TLB_SIZE : 0) + acc * TLB_SIZE;
-    const idx = set + ((lin >>> 12) & TLB_MASK);
+    let set = user ? 3 + acc : acc;
+    if (!user && acc !== ACC_EXEC && !implicit && (this.flags & AC) !== 0 && (this.cr4 & CR4_SMAP) !== 0) set = SET_SUP_AC + acc;
+    const idx = set * TLB_SIZE + ((lin >>> 12) & TLB_MASK);
     if (this.tlbTag[idx] === page) return this.tlbPhys[idx] + pageOff;
     let physPage: number;
     let global = 0;
@@ -707,7 +722,7 @@ export class Cpu {
     if ((this.cr0 & CR0_PG) === 0) {
       physPage = page;
     } else {
-      physPage = this.walk(lin, acc, user);
+      physPage = this.walk(lin, acc, user, set >= SET_SUP_AC);
       global = this.walkGlobal;
       writable = this.walkWritable;
     }
@@ -731,15 +746,18 @@ export class Cpu {
   /** False when a write succeeded but the mapping must not be cached for writes (D not yet settable). */
   private walkWritable = true;
 
-  private pageFault(lin: number, acc: number, user: boolean, present: boolean, rsvd: boolean): never {
+  private pageFault(lin: number, acc: number, user: boolean, present: boolean, rsvd: boolean, protectionKey = false): never {
     this.cr2 = lin;
-    let err = (present ? 1 : 0) | (acc === ACC_WRITE ? 2 : 0) | (user ? 4 : 0) | (rsvd ? 8 : 0);
-    if (acc === ACC_EXEC && (this.efer & EFER_NXE) !== 0) err |= 16;
+    let err = (present ? 1 : 0) | (acc === ACC_WRITE ? 2 : 0) | (user ? 4 : 0) | (rsvd ? 8 : 0) | (protectionKey ? 32 : 0);
+    if (acc === ACC_EXEC && ((this.efer & EFER_NXE) !== 0 || (this.cr4 & CR4_SMEP) !== 0)) err |= 16;
     return this.raise(X_PF, err);
   }
 
-  /** Walks the page tables; returns the physical page base and sets walkGlobal. */
-  private walk(lin: number, acc: number, user: boolean): number {
+  /**
+   * Walks the page tables; returns the physical page base and sets walkGlobal.
+   * `acOpen`: an explicit supervisor data access with SMAP on and EFLAGS.AC=1.
+   */
+  private walk(lin: number, acc: number, user: boolean, acOpen: boolean): number {
     const nxe = (this.efer & EFER_NXE) !== 0;
     const wp = (this.cr0 & CR0_WP) !== 0;
     this.walkWritable = true;
@@ -761,7 +779,7 @@ export class Cpu {
       allowUser = (pde & 4) !== 0;
       allowWrite = (pde & 2) !== 0;
       if ((pde & 0x80) !== 0 && (this.cr4 & CR4_PSE) !== 0) {
-        this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp);
+        this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp, acOpen, -1);
         this.setPteBits(entryAddr, acc === ACC_WRITE ? 0x60 : 0x20);
         this.walkGlobal = (pde & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
         return ((pde & 0xffc00000) >>> 0) + (l & 0x3ff000);
@@ -771,7 +789,7 @@ export class Cpu {
       if ((pte & 1) === 0) this.pageFault(lin, acc, user, false, false);
       allowUser = allowUser && (pte & 4) !== 0;
       allowWrite = allowWrite && (pte & 2) !== 0;
-      this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp);
+      this.checkAccess(lin, acc, user, allowUser, allowWrite, false, wp, acOpen, -1);
       this.setPteBits(entryAddr, 0x20);
       this.setPteBits(pteAddr >>> 0, acc === ACC_WRITE ? 0x60 : 0x20);
       this.walkGlobal = (pte & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
@@ -817,7 +835,7 @@ export class Cpu {
         pageSize = level === 2 ? 0x40000000 : 0x200000;
         // Reserved bits between 12 and the page size (except PAT bit 12).
         if (((frame % pageSize) & ~0x1000) !== 0) this.pageFault(lin, acc, user, true, true);
-        this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp);
+        this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp, acOpen, levels === 4 ? (entryHi >>> 27) & 15 : -1);
         for (let k = 0; k < n - 1; k++) this.setPteBits(addrs[k], 0x20);
         this.setPteBits(entryAddr, acc === ACC_WRITE ? 0x60 : 0x20);
         this.walkGlobal = (entryLo & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
@@ -827,7 +845,7 @@ export class Cpu {
       if (level === 3 && (entryLo & 0x80) !== 0) this.pageFault(lin, acc, user, true, true);
       tableBase = frame;
     }
-    this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp);
+    this.checkAccess(lin, acc, user, allowUser, allowWrite, nx, wp, acOpen, levels === 4 ? (entryHi >>> 27) & 15 : -1);
     for (let k = 0; k < n - 1; k++) this.setPteBits(addrs[k], 0x20);
     this.setPteBits(entryAddr, acc === ACC_WRITE ? 0x60 : 0x20);
     this.walkGlobal = (entryLo & 0x100) !== 0 && (this.cr4 & CR4_PGE) !== 0 ? 1 : 0;
@@ -836,10 +854,25 @@ export class Cpu {
 
   private readonly walkAddrs = new Float64Array(4);
 
-  private checkAccess(lin: number, acc: number, user: boolean, allowUser: boolean, allowWrite: boolean, nx: boolean, wp: boolean): void {
-    if (user && !allowUser) this.pageFault(lin, acc, user, true, false);
-    if (acc === ACC_WRITE && !allowWrite && (user || wp)) this.pageFault(lin, acc, user, true, false);
+  /** Access rights of a translation (SDM 4.6); `pkey` is the leaf's protection key (4-level paging) or -1. */
+  private checkAccess(lin: number, acc: number, user: boolean, allowUser: boolean, allowWrite: boolean, nx: boolean, wp: boolean, acOpen: boolean, pkey: number): void {
+    // Protection keys (data accesses only): PKRU for user pages, IA32_PKRS for supervisor pages.
+    // A key denial sets the PK bit in the error code even when another check faults too.
+    // TLB entries are installed only when the rights allow, so WRPKRU and PKRS writes flush.
+    let keyDenied = false;
+    if (pkey >= 0 && acc !== ACC_EXEC) {
+      const rights = allowUser ? ((this.cr4 & CR4_PKE) !== 0 ? this.pkru : 0) : ((this.cr4 & CR4_PKS) !== 0 && !user ? this.pkrs : 0);
+      const bits = (rights >>> (2 * pkey)) & 3;
+      keyDenied = (bits & 1) !== 0 || ((bits & 2) !== 0 && acc === ACC_WRITE && (user || wp));
+    }
+    if (user && !allowUser) this.pageFault(lin, acc, user, true, false, keyDenied);
+    if (!user && allowUser) {
+      // SMEP: no supervisor fetch from a user page; SMAP: no supervisor data access unless AC opens it.
+      if (acc === ACC_EXEC ? (this.cr4 & CR4_SMEP) !== 0 : (this.cr4 & CR4_SMAP) !== 0 && !acOpen) this.pageFault(lin, acc, user, true, false, keyDenied);
+    }
+    if (acc === ACC_WRITE && !allowWrite && (user || wp)) this.pageFault(lin, acc, user, true, false, keyDenied);
     if (acc === ACC_EXEC && nx) this.pageFault(lin, acc, user, true, false);
+    if (keyDenied) this.pageFault(lin, acc, user, true, false, true);
     // A supervisor write to a read-only page with WP=0 succeeds but must not be cached as writable.
     if (acc === ACC_WRITE && !allowWrite) this.walkWritable = false;
   }
@@ -875,23 +908,28 @@ export class Cpu {
   invlpg(lin: number): void {
     const page = lin - (lin & 0xfff);
     const i = (lin >>> 12) & TLB_MASK;
-    for (let s = 0; s < 6; s++) if (this.tlbTag[s * TLB_SIZE + i] === page) this.tlbTag[s * TLB_SIZE + i] = NaN;
+    for (let s = 0; s < TLB_SETS; s++) if (this.tlbTag[s * TLB_SIZE + i] === page) this.tlbTag[s * TLB_SIZE + i] = NaN;
     this.fetchPage = NaN;
   }
 
   /** CodePageListener: unmaps writes to the RAM page at wasm offset `pageOffset`. */
   dropWriteMappings(pageOffset: number): void {
-    for (let set = ACC_WRITE; set <= 3 + ACC_WRITE; set += 3) {
+    for (let set = ACC_WRITE; set < TLB_SETS; set += set === 3 + ACC_WRITE ? SET_SUP_AC - 3 : 3) {
       const base = set * TLB_SIZE;
       for (let i = 0; i < TLB_SIZE; i++) if (this.tlbOff[base + i] === pageOffset) this.tlbTag[base + i] = NaN;
     }
   }
 
   private updateTlbSets(): void {
-    const user = this.cpl === 3 ? 3 : 0;
-    this.rdSet = (user + ACC_READ) * TLB_SIZE;
-    this.wrSet = (user + ACC_WRITE) * TLB_SIZE;
+    this.updateDataSets();
     this.fetchPage = NaN;
+  }
+
+  /** Picks the read/write set bases from CPL, CR4.SMAP and EFLAGS.AC (no flush: STAC/CLAC are frequent). */
+  updateDataSets(): void {
+    const base = this.cpl === 3 ? 3 : (this.flags & AC) !== 0 && (this.cr4 & CR4_SMAP) !== 0 ? SET_SUP_AC : 0;
+    this.rdSet = (base + ACC_READ) * TLB_SIZE;
+    this.wrSet = (base + ACC_WRITE) * TLB_SIZE;
   }
 
   // =====================================================================
@@ -1267,6 +1305,7 @@ export class Cpu {
       this.setReg64(4, rsp - frame * 8);
       this.flags = newFlags;
       this.lazyOp = L_NONE;
+      this.updateDataSets(); // EFLAGS.AC of the interrupted code carries over (SMAP set base)
       this.rip = offset;
       return;
     }
@@ -1323,6 +1362,7 @@ export class Cpu {
     else this.lo[4] = (this.lo[4] & ~0xffff) | newSp;
     this.flags = newFlags;
     this.lazyOp = L_NONE;
+    this.updateDataSets();
     this.rip = push4 ? offset >>> 0 : offset & 0xffff;
   }
 
@@ -1542,7 +1582,8 @@ export class Cpu {
     if ((this.efer & EFER_LMA) !== 0 && (v & CR4_PAE) === 0) this.raise(X_GP, 0);
     const old = this.cr4;
     this.cr4 = v;
-    if (((old ^ v) & (CR4_PAE | CR4_PGE | CR4_PSE)) !== 0) this.flushTlb(true);
+    if (((old ^ v) & (CR4_PAE | CR4_PGE | CR4_PSE | CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_PKS)) !== 0) this.flushTlb(true);
+    if (((old ^ v) & CR4_SMAP) !== 0) this.updateDataSets();
   }
 
   writeCr3(v: number): void {

@@ -8,7 +8,7 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  AC, AF, ARITH_FLAGS, CF, CR0_PE, CR0_TS, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
+  AC, AF, ARITH_FLAGS, CF, CR0_PE, CR0_TS, CR4_PKE, CS, DF, DS, EFER_LMA, EFER_SCE, ES, FS, GS, ID, IF,
   IOPL, L_NONE, LDTR, NT, OF, PF, RF, SF, SS, TF, TR, VM, X_BP, X_DB, X_DE, X_GP, X_OF, X_UD, ZF, A_DPL_SHIFT, A_P, A_S,
   A_L, A_DB, A_G, A_UNUSABLE, L_DEC, L_INC,
 } from './arch.js';
@@ -1750,6 +1750,21 @@ function group7(c: Cpu, r: Int32Array, b: number, f: number): void {
         rdtsc(c);
         c.lo[1] = c.tscAux; c.hi[1] = 0;
         return;
+      case 0xee: // RDPKRU
+        if ((c.cr4 & CR4_PKE) === 0) return ud(c);
+        if (c.lo[1] !== 0) c.raise(X_GP, 0);
+        c.lo[0] = c.pkru; c.hi[0] = 0; c.lo[2] = 0; c.hi[2] = 0;
+        return;
+      case 0xef: // WRPKRU: TLB entries reflect the old rights, so flush
+        if ((c.cr4 & CR4_PKE) === 0) return ud(c);
+        if (c.lo[1] !== 0 || c.lo[2] !== 0) c.raise(X_GP, 0);
+        c.pkru = c.lo[0];
+        c.flushTlb(true);
+        return;
+      case 0xca: case 0xcb: // CLAC, STAC (SMAP is advertised)
+        if (c.cpl !== 0) return ud(c);
+        c.setFlags(modrm === 0xcb ? AC : 0, AC);
+        return;
       default:
         if (sub === 4) { // SMSW r
           const size = osz(f);
@@ -1757,7 +1772,7 @@ function group7(c: Cpu, r: Int32Array, b: number, f: number): void {
           return;
         }
         if (sub === 6) { lmsw(c, readReg(c, r[b + D_RM], 2, f)); return; }
-        return ud(c); // MONITOR/MWAIT, XGETBV, VMX, CLAC/STAC: not advertised
+        return ud(c); // MONITOR/MWAIT, XGETBV, VMX: not advertised
     }
   }
   const lin = effectiveAddress(c, r, b);

@@ -6,7 +6,7 @@
 
 import type { Cpu } from './cpu.js';
 import {
-  EFER_LMA, EFER_NXE, FS, GS,
+  CR4_PKE, EFER_LMA, EFER_NXE, FS, GS,
 } from './arch.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -48,7 +48,10 @@ const F1_ECX_TSC_DEADLINE = 1 << 24;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.7.0:EBX: IA32_TSC_ADJUST.
-const F7_EBX = 1 << 1;
+const F7_EBX = (1 << 1) | (1 << 7) /* SMEP */ | (1 << 20) /* SMAP */;
+const F7_ECX = (1 << 3) /* PKU */ | (1 << 31) /* PKS */;
+/** CPUID.7.0:ECX.OSPKE mirrors CR4.PKE. */
+const F7_ECX_OSPKE = 1 << 4;
 // CPUID.80000007:EDX: invariant TSC (the TSC follows the host's monotonic clock at a fixed rate).
 const F87_EDX = 1 << 8;
 // CPUID.80000001: LAHF/SAHF in 64-bit mode; SYSCALL, NX, RDTSCP, LM.
@@ -79,7 +82,9 @@ export function cpuid(c: Cpu): void {
       cc = F1_ECX | (c.lapic !== null ? F1_ECX_TSC_DEADLINE : 0);
       d = F1_EDX | (apicHardwareEnabled(c) ? F1_EDX_APIC : 0);
       break;
-    case 7: if ((c.lo[1] >>> 0) === 0) b = F7_EBX; break;
+    case 7:
+      if ((c.lo[1] >>> 0) === 0) { b = F7_EBX; cc = F7_ECX | ((c.cr4 & CR4_PKE) !== 0 ? F7_ECX_OSPKE : 0); }
+      break;
     case 0x15: a = 1; b = 1; cc = tscHz | 0; break;
     case 0x16: a = Math.round(tscHz / 1e6); b = a; cc = 100; break;
     case 0x40000000: a = 0x40000010; b = ascii4(HV_VENDOR, 0); cc = ascii4(HV_VENDOR, 4); d = ascii4(HV_VENDOR, 8); break;
@@ -124,6 +129,7 @@ export function readMsr(c: Cpu, msr: number): boolean {
       return false;
     case 0x3a: o[0] = 1; return true; // IA32_FEATURE_CONTROL: locked, VMX off
     case 0x3b: out64(c, c.tscAdjust); return true; // IA32_TSC_ADJUST
+    case 0x6e1: o[0] = c.pkrs; return true; // IA32_PKRS
     case 0x8b: return true; // microcode revision
     case 0xfe: o[0] = 0x508; return true; // MTRRCAP: 8 variable ranges, fixed ranges, WC
     case 0x174: o[0] = c.sysenterCs; return true;
@@ -172,6 +178,11 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
     case 0x3b: // IA32_TSC_ADJUST: the TSC moves by the change
       c.tscOffset += v - c.tscAdjust;
       c.tscAdjust = v;
+      return true;
+    case 0x6e1: // IA32_PKRS: 32 bits of AD/WD pairs; the TLB caches the old rights
+      if (hi !== 0) return false;
+      c.pkrs = lo | 0;
+      c.flushTlb(true);
       return true;
     case 0x1b: case 0x6e0:
       // CPUID does not advertise x2APIC, so IA32_APIC_BASE.EXTD (bit 10) is reserved (#GP).
