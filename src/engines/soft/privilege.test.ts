@@ -31,23 +31,7 @@ void test('ring 3 round trips: IRETQ, INT through a DPL-3 gate with RSP0, IST, S
   tv.setBigUint64(4, 0x90000n, true); // RSP0
   tv.setBigUint64(0x24, 0xa0000n, true); // IST1
   tv.setUint16(0x66, 0x68, true);
-  const code = assemble(`
-.macro st r
-    mov [r13], \\r
-    add r13, 8
-.endm
-.macro gate vec, handler, attr
-    lea rax, [rip + \\handler]
-    mov rbx, 0x300000 + \\vec * 16
-    mov word ptr [rbx], ax
-    mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], \\attr
-    shr rax, 16
-    mov word ptr [rbx+6], ax
-    shr rax, 16
-    mov dword ptr [rbx+8], eax
-    mov dword ptr [rbx+12], 0
-.endm
+  const code = assemble(`${ASM_STORE_MACRO}${ASM_IDT_MACROS}
     mov r13, 0x200000
     gate 0x80, int80, 0xee00
     gate 0x81, int81, 0xee01

@@ -8,7 +8,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, longModeState, softRunner } from './test-support.js';
+import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, longModeState, softRunner } from './test-support.js';
 
 const PML4 = 0x9000;
 const GDT = 0x310000;
@@ -54,33 +54,8 @@ function gdtAndTss(): Array<{ address: number; bytes: Uint8Array }> {
   return [{ address: GDT, bytes: gdt }, { address: TSS, bytes: tss }];
 }
 
-/** Macros: `st reg` appends to r13's list; `gate vec, handler, attr` writes a 64-bit IDT gate; `load_idt`. */
-const MACROS = `
-.macro st r
-    mov [r13], \\r
-    add r13, 8
-.endm
-.macro gate vec, handler, attr
-    lea rax, [rip + \\handler]
-    mov rbx, 0x300000 + \\vec * 16
-    mov word ptr [rbx], ax
-    mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], \\attr
-    shr rax, 16
-    mov word ptr [rbx+6], ax
-    shr rax, 16
-    mov dword ptr [rbx+8], eax
-    mov dword ptr [rbx+12], 0
-.endm
-.macro load_idt
-    sub rsp, 16
-    mov word ptr [rsp], 0xfff
-    mov rax, 0x300000
-    mov qword ptr [rsp+2], rax
-    lidt [rsp]
-    add rsp, 16
-.endm
-`;
+/** Macros: `st reg` appends to r13's list; `gate vec, handler[, attr]` writes a 64-bit IDT gate; `load_idt`. */
+const MACROS = `${ASM_STORE_MACRO}${ASM_IDT_MACROS}`;
 
 /** Common prologue: IDT with #PF on IST1 (stores error code and CR2), #UD (CS, 6), #GP (error code, 13), all resuming at r15; TSS loaded. */
 const PROLOGUE = `${MACROS}

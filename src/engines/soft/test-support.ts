@@ -206,14 +206,14 @@ export function realModeState(ip: number, sp = 0x7000): CpuState {
   return s;
 }
 
-/** GNU as macros for long-mode test programs: `gate vec, handler` writes a 64-bit interrupt gate into the IDT at 0x300000; `load_idt` loads it. */
+/** GNU as macros for long-mode test programs: `gate vec, handler[, attr]` writes a 64-bit gate (default 0x8e00: present, DPL 0, interrupt gate, no IST) into the IDT at 0x300000; `load_idt` loads it. */
 export const ASM_IDT_MACROS = `
-.macro gate vec, handler
+.macro gate vec, handler, attr=0x8e00
     lea rax, [rip + \\handler]
     mov rbx, 0x300000 + \\vec * 16
     mov word ptr [rbx], ax
     mov word ptr [rbx+2], 8
-    mov word ptr [rbx+4], 0x8e00
+    mov word ptr [rbx+4], \\attr
     shr rax, 16
     mov word ptr [rbx+6], ax
     shr rax, 16
