@@ -65,10 +65,10 @@ export class CodeCache {
     for (let i = 0; i < 4096; i++) {
       const slot = (first + i) & DC_MASK;
       const t = tags[slot];
-      if (t === t && Math.floor((t % TWO32) / 4096) === page) tags[slot] = NaN;
+      if (t === t && Math.floor((t % TWO32) / 4096) === page) { tags[slot] = NaN; this.jitCounts[slot] = 0; }
       // Blocks never cross their first instruction's page, so this drops every block with code in it.
       const j = jitTags[slot];
-      if (j === j && Math.floor((j % TWO32) / 4096) === page) { jitTags[slot] = NaN; this.jitBlocks[slot] = null; }
+      if (j === j && Math.floor((j % TWO32) / 4096) === page) { jitTags[slot] = NaN; this.jitBlocks[slot] = null; this.jitCounts[slot] = 0; }
     }
   }
 

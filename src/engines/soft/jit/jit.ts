@@ -7,7 +7,8 @@
  * invalidation of a page drops its blocks too.
  *
  * TYPEVISOR_SOFT_JIT=1 turns translation on, =0 off; TYPEVISOR_SOFT_JIT_THRESHOLD
- * sets the entry count (0: translate on first entry).
+ * sets the entry count (0: translate on first entry); TYPEVISOR_SOFT_JIT_STATS=1
+ * prints blocks translated and entries to stderr at exit.
  */
 
 import type { CodeCache } from '../code-cache.js';
@@ -55,7 +56,11 @@ export class Jit {
   /** Entries into translated blocks (statistics). */
   entries = 0;
 
-  constructor(private readonly code: CodeCache, private readonly ram: GuestRam, readonly threshold: number) {}
+  constructor(private readonly code: CodeCache, private readonly ram: GuestRam, readonly threshold: number) {
+    if (process.env.TYPEVISOR_SOFT_JIT_STATS === '1') {
+      process.on('exit', () => process.stderr.write(`soft jit: ${this.translated} blocks translated, ${this.entries} block entries\n`));
+    }
+  }
 
   /** The shared translator of `code`, creating it when translation is enabled; null when off. */
   static forCache(code: CodeCache, ram: GuestRam, options: JitOptions = jitOptionsFromEnv()): Jit | null {
@@ -91,7 +96,8 @@ export class Jit {
   }
 
   private run(cpu: Cpu, block: JitBlock): boolean {
-    if (cpu.instructions + block.count > cpu.jitLimit) return false;
+    // The same physical code reached at another linear address (aliased mappings) has other RIPs: interpret it.
+    if (cpu.rip !== block.rips[0] || cpu.instructions + block.count > cpu.jitLimit) return false;
     const w = cpu.jitWords as Int32Array;
     w[W_RD_SET] = cpu.rdSet;
     w[W_WR_SET] = cpu.wrSet;

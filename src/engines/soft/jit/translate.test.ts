@@ -155,3 +155,25 @@ test('self-modifying code drops the translated block', () => {
   const r = compare(code, init, 'smc');
   assert.equal(r.lo[2], 1 + 7 + 7, 'edx: first pass adds 1, later passes see the rewritten immediate 7');
 });
+
+test('a block reached at another linear address (aliased mapping) is not run with the old RIPs', () => {
+  // Code at CODE, also reached at CODE + 1 GiB through a second PDPT entry: lea rax,[rip+0] / hlt, twice.
+  const code = Uint8Array.from([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x48, 0x89, 0xc2, 0xf4]);
+  const ram = new GuestRam(8 * 1024 * 1024);
+  const tables = identityPageTables(0x9000);
+  for (const m of tables) ram.guestMemory.writeBytes(m.address, m.bytes);
+  ram.guestMemory.writeBytes(0xa000 + 8, Uint8Array.from([0x07, 0xe0, 0, 0, 0, 0, 0, 0])); // PDPT[1] -> a copy of the PD at 0xe000
+  ram.guestMemory.writeBytes(0xe000, ram.bytes.slice(0xb000, 0xc000));
+  ram.guestMemory.writeBytes(CODE, code);
+  const cache = new CodeCache(ram.size);
+  const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+  cpu.jit = Jit.forCache(cache, ram, { enabled: true, threshold: 0 });
+  cpu.setState(longModeState(CODE, 0x9000));
+  while (cpu.run(100) !== RUN_HALTED) { /* until HLT */ }
+  assert.equal(cpu.lo[0], CODE + 7);
+  cpu.halted = false;
+  cpu.rip = CODE + 0x4000_0000;
+  while (cpu.run(100) !== RUN_HALTED) { /* until HLT */ }
+  assert.equal(cpu.lo[0], (CODE + 0x4000_0000 + 7) | 0);
+  assert.equal(cpu.rip, CODE + 0x4000_0000 + code.length);
+});
