@@ -90,6 +90,7 @@ const CLASSES: Record<string, Gen> = {
   cmov: (n) => { const d = pick(n, FREE); const s = anyReg(n); return [rex((n() & 1) === 0, d, 0, s), 0x0f, 0x40 | (n() & 15), modrm(3, d, s)]; },
   setcc: (n) => { const d = pick(n, FREE); return [rex(false, 0, 0, d), 0x0f, 0x90 | (n() & 15), modrm(3, 0, d)]; },
   movzx: (n) => { const d = pick(n, FREE); const s = anyReg(n); return [rex((n() & 1) === 0, d, 0, s), 0x0f, pick(n, [0xb6, 0xb7, 0xbe, 0xbf]), modrm(3, d, s)]; },
+  incDec: (n) => { const d = pick(n, FREE); return [rex((n() & 1) === 0, 0, 0, d), 0xff, modrm(3, n() & 1, d)]; },
   load: (n) => { const d = pick(n, FREE); const disp = (n() % 0x1ff0) & ~((n() & 1) === 0 ? 7 : 0); // some unaligned, some page-crossing
     return [rex((n() & 1) === 0, d, 0, 3), 0x8b, modrm(2, d, 3), ...imm32(disp)]; },
   store: (n) => { const s = anyReg(n); const disp = n() % 0x1ff0;

@@ -17,7 +17,7 @@
  * the block wrote them yet.
  */
 
-import { L_ADC, L_ADD, L_LOGIC, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
+import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
 import {
   decode, D_BASE, D_DISP, D_FLAGS, D_IMM, D_IMM2, D_INDEX, D_OP, D_REG, D_RM, D_SCALE, D_STRIDE, DECODE_TOO_LONG,
   F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
@@ -114,6 +114,7 @@ function classify(r: Int32Array, b: number): number {
     case OP_MAP_0F | 0xaf:
       return mod3 ? 1 : 0;
     case 0xc7: return mod3 && (r[b + D_REG] & 7) === 0 ? 1 : 0;
+    case 0xff: return mod3 && (r[b + D_REG] & 7) <= 1 ? 1 : 0; // INC/DEC r
     case 0xc1: case 0xd1: {
       const sub = r[b + D_REG] & 7;
       return mod3 && (sub === 4 || sub === 5 || sub === 6) ? 1 : 0;
@@ -151,7 +152,7 @@ function memoryOperandOk(r: Int32Array, b: number): boolean {
 function isFlagReader(op: number): boolean {
   return (op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x9f)) ||
     (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) || op === 0x11 || op === 0x13 || op === 0x19 || op === 0x1b ||
-    op === 0x15 || op === 0x1d;
+    op === 0x15 || op === 0x1d || op === 0xff; // INC/DEC keep CF
 }
 
 /**
@@ -251,7 +252,7 @@ class BlockBuilder {
       return count !== 0;
     }
     return (op <= 0x3d && (op & 7) !== 6 && (op & 7) !== 7) || op === 0x81 || op === 0x83 || op === 0x85 ||
-      op === 0x69 || op === 0x6b || op === (OP_MAP_0F | 0xaf);
+      op === 0x69 || op === 0x6b || op === (OP_MAP_0F | 0xaf) || op === 0xff;
   }
 
   /**
@@ -283,7 +284,7 @@ class BlockBuilder {
     }
     half(T_A, 4);
     half(T_B, 6);
-    if (wr.op === L_ADC || wr.op === L_SBB) w.get(L_BASE).get(T_CF).mem(Op.i32Store, 2, word(8));
+    if (wr.op === L_ADC || wr.op === L_SBB || wr.op === L_INC || wr.op === L_DEC) w.get(L_BASE).get(T_CF).mem(Op.i32Store, 2, word(8));
   }
 
   // ---- operand helpers ----
@@ -397,6 +398,12 @@ class BlockBuilder {
             w.get(T_A).get(T_B).op(Op.i64Xor).get(T_A).get(T_R).op(Op.i64Xor).op(Op.i64And);
             break;
           case L_LOGIC: w.i32Const(0); return;
+          case L_INC: // the result is the smallest negative number
+            if (size === 8) w.get(T_R).i64Const(0, 0x80000000 | 0).op(Op.i64Eq); else w.get(T_R).i64Const(0x80000000 | 0, 0).op(Op.i64Eq);
+            return;
+          case L_DEC: // the result is the largest positive number
+            if (size === 8) w.get(T_R).i64Const(-1, 0x7fffffff).op(Op.i64Eq); else w.get(T_R).i64Const(0x7fffffff, 0).op(Op.i64Eq);
+            return;
           default: w.get(T_OF); return;
         }
         if (size === 8) w.i64Const(0, 0).op(Op.i64LtS);
@@ -537,6 +544,17 @@ class BlockBuilder {
           this.mask(size);
         }
         this.setReg(n);
+        return;
+      }
+      case 0xff: { // INC/DEC r: CF kept (as the record's carry-in)
+        const dec = (n & 7) === 1;
+        this.flag(0); w.set(T_C);
+        this.regVal(m, size); w.set(T_A);
+        w.i64Const(1, 0).set(T_B);
+        w.get(T_A).get(T_B).op(dec ? Op.i64Sub : Op.i64Add); this.mask(size); w.set(T_R);
+        w.get(T_C).set(T_CF);
+        this.wrote(k, dec ? L_DEC : L_INC, size);
+        w.get(T_R); this.setReg(m);
         return;
       }
       case 0xc1: case 0xd1:
