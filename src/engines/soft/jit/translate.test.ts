@@ -36,7 +36,7 @@ function runOnce(code: Uint8Array, init: (cpu: Cpu) => void, jit: boolean): RunR
   ram.guestMemory.writeBytes(DATA, data);
   const cache = new CodeCache(ram.size);
   const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
-  cpu.jit = jit ? Jit.forCache(cache, ram, { enabled: true, threshold: 0 }) : null;
+  cpu.jit = jit ? new Jit(cache, ram, 0) : null; // whatever TYPEVISOR_SOFT_JIT says
   cpu.setState(longModeState(CODE, 0x9000));
   init(cpu);
   for (let i = 0; i < 1000 && cpu.run(1000) !== RUN_HALTED; i++) { /* until HLT */ }
@@ -168,7 +168,7 @@ test('a block reached at another linear address (aliased mapping) is not run wit
   ram.guestMemory.writeBytes(CODE, code);
   const cache = new CodeCache(ram.size);
   const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
-  cpu.jit = Jit.forCache(cache, ram, { enabled: true, threshold: 0 });
+  cpu.jit = new Jit(cache, ram, 0);
   cpu.setState(longModeState(CODE, 0x9000));
   while (cpu.run(100) !== RUN_HALTED) { /* until HLT */ }
   assert.equal(cpu.lo[0], CODE + 7);
