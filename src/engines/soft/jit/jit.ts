@@ -16,7 +16,7 @@ import type { Cpu } from '../cpu.js';
 import type { GuestRam } from '../guest-ram.js';
 import { translateBlock } from './translate.js';
 import { instantiate } from './wasm-emitter.js';
-import { W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import { W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
 
 /** A translated block: its function and the RIP after each instruction. */
 export interface JitBlock {
@@ -101,6 +101,7 @@ export class Jit {
     const w = cpu.jitWords as Int32Array;
     w[W_RD_SET] = cpu.rdSet;
     w[W_WR_SET] = cpu.wrSet;
+    w[W_BUDGET] = cpu.jitLimit - cpu.instructions;
     if (block.readsFlagsIn) w[W_FLAGS_IN] = cpu.getFlags();
     if (block.writesFlags) {
       w[W_LAZY] = cpu.lazyOp; w[W_LAZY + 1] = cpu.lazySize;
@@ -109,11 +110,12 @@ export class Jit {
       w[W_LAZY + 6] = cpu.lazyB; w[W_LAZY + 7] = cpu.lazyBHi;
       w[W_LAZY + 8] = cpu.lazyCF; w[W_LAZY + 9] = cpu.lazyOF;
     }
-    const k = block.run(cpu.stateOffset);
-    if (k === 0) return false;
+    const done = block.run(cpu.stateOffset);
+    if (done === 0) return false;
     this.entries++;
-    if (k < 0) { cpu.rip = block.target; cpu.instructions += block.count; }
-    else { cpu.rip = block.rips[k]; cpu.instructions += k; }
+    const k = w[W_EXIT];
+    cpu.rip = k < 0 ? block.target : block.rips[k];
+    cpu.instructions += done;
     if (block.writesFlags) {
       cpu.lazyOp = w[W_LAZY]; cpu.lazySize = w[W_LAZY + 1];
       cpu.lazyRes = w[W_LAZY + 2]; cpu.lazyResHi = w[W_LAZY + 3];

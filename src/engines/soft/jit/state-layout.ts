@@ -18,6 +18,8 @@ export const W_RD_SET = 0; // TLB set base (entries) for reads at the current CP
 export const W_WR_SET = 1; // ... for writes
 export const W_FLAGS_IN = 2; // RFLAGS at block entry (when the block reads flags written before it)
 export const W_LAZY = 3; // 10 words: op, size, res, resHi, a, aHi, b, bHi, cf, of
+export const W_BUDGET = 13; // instructions the batch still allows (a self-looping block iterates within it)
+export const W_EXIT = 14; // set by the block: instruction index to resume at, or -1 for the taken branch target
 export const W_COUNT = 16;
 /** Float64Array(6 * TLB_SIZE): TLB tags (linear page bases). */
 export const S_TLB_TAG = 4096;

@@ -145,7 +145,7 @@ test('a store that misses the TLB exits before it with exact state, then the blo
   // mov rax,[rbx]; add rax,rcx; mov [rbx+8],rax; sub ecx,1; jnz; hlt — the first pass misses (TLB cold).
   const body = [0x48, 0x8b, 0x03, 0x48, 0x01, 0xc8, 0x48, 0x89, 0x43, 0x08];
   const r = compare(loopProgram(body), (cpu) => { cpu.lo[3] = DATA; cpu.lo[1] = 5; }, 'tlb');
-  assert.ok(r.entries >= 4, `entries ${r.entries}`);
+  assert.ok(r.entries >= 1, `entries ${r.entries}`);
 });
 
 test('self-modifying code drops the translated block', () => {
@@ -177,4 +177,37 @@ test('a block reached at another linear address (aliased mapping) is not run wit
   while (cpu.run(100) !== RUN_HALTED) { /* until HLT */ }
   assert.equal(cpu.lo[0], (CODE + 0x4000_0000 + 7) | 0);
   assert.equal(cpu.rip, CODE + 0x4000_0000 + code.length);
+});
+
+test('a self-looping block stops exactly at the batch limit (lockstep with the interpreter, odd batch sizes)', () => {
+  // mov rax,[rbx] / add rax,rcx / mov [rbx+8],rax / imul rdx,rax / sub ecx,1 / jnz — 1000 iterations.
+  const body = [0x48, 0x8b, 0x03, 0x48, 0x01, 0xc8, 0x48, 0x89, 0x43, 0x08, 0x48, 0x0f, 0xaf, 0xd0];
+  const code = loopProgram(body);
+  const make = (jit: boolean): Cpu => {
+    const ram = new GuestRam(8 * 1024 * 1024);
+    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+    ram.guestMemory.writeBytes(CODE, code);
+    const cache = new CodeCache(ram.size);
+    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
+    cpu.setState(longModeState(CODE, 0x9000));
+    cpu.lo[3] = DATA; cpu.lo[1] = 1000; cpu.lo[2] = 3;
+    return cpu;
+  };
+  const a = make(false);
+  const b = make(true);
+  for (let batch = 0; batch < 10_000; batch++) {
+    const budget = 1 + ((batch * 37) % 101);
+    const ra = a.run(budget);
+    const rb = b.run(budget);
+    assert.equal(rb, ra);
+    assert.equal(b.instructions, a.instructions, `batch ${batch}`);
+    assert.equal(b.rip, a.rip, `batch ${batch}`);
+    assert.deepEqual(Array.from(b.lo), Array.from(a.lo), `batch ${batch}`);
+    assert.deepEqual(Array.from(b.hi), Array.from(a.hi), `batch ${batch}`);
+    assert.equal(b.getFlags(), a.getFlags(), `batch ${batch}`);
+    if (ra === RUN_HALTED) break;
+  }
+  assert.equal(a.halted, true);
+  assert.ok((b.jit?.entries ?? 0) > 0);
 });

@@ -23,7 +23,7 @@ import {
   F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from '../decoder.js';
 import { CodeWriter, emitModule, F64, I32, I64, Op, type MemorySpec } from './wasm-emitter.js';
-import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
 
 /** Most instructions per block. */
 const MAX_BLOCK = 64;
@@ -33,6 +33,8 @@ export interface BlockCode {
   bytes: Uint8Array;
   /** Instructions in the block (including a final branch). */
   count: number;
+  /** The final branch jumps back to the block start and the block iterates inside wasm (within W_BUDGET). */
+  selfLoop: boolean;
   /** rips[k]: RIP after k instructions (rips[0] = block start). */
   rips: Float64Array;
   /** RIP of the final branch's target when taken (exit -1), else NaN. */
@@ -61,8 +63,10 @@ const T_FIN = 28; // i32: RFLAGS at entry
 const T_RD = 29; // i32: read TLB set base
 const T_WR = 30; // i32: write TLB set base
 const T_C = 31; // i32: scratch (carry-in)
+const T_DONE = 32; // i32: instructions completed in earlier iterations of a self-loop
+const T_BUDGET = 33; // i32: instructions the batch still allows
 const LOCAL_TYPES = [
-  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32,
+  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32,
 ];
 
 /** The flag writer kinds the block produces (op id in the lazy record). */
@@ -184,7 +188,14 @@ export function translateBlock(mem: Uint8Array, offset: number, rip: number, mem
     if (kind === 2) { branch = true; break; }
   }
   if (count === 0) return null;
-  return new BlockBuilder(recs, count, rips, branch, memory).build();
+  const target = branch ? rips[count] + recs[(count - 1) * D_STRIDE + D_IMM] : NaN;
+  // A block whose final branch returns to its start iterates inside wasm, unless it
+  // reads flags from before the block (later iterations would need the previous one's).
+  if (target === rip) {
+    const looped = new BlockBuilder(recs, count, rips, branch, memory, true).build();
+    if (!looped.readsFlagsIn) return looped;
+  }
+  return new BlockBuilder(recs, count, rips, branch, memory, false).build();
 }
 
 class BlockBuilder {
@@ -204,6 +215,7 @@ class BlockBuilder {
     private readonly rips: number[],
     private readonly branch: boolean,
     private readonly memory: MemorySpec,
+    private readonly selfLoop: boolean,
   ) {}
 
   build(): BlockCode {
@@ -217,14 +229,21 @@ class BlockBuilder {
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_RD_SET * 4).set(T_RD);
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_WR_SET * 4).set(T_WR);
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_FLAGS_IN * 4).set(T_FIN);
+    w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_BUDGET * 4).set(T_BUDGET);
+    if (this.selfLoop) {
+      // Every exit stores all GPRs: earlier iterations may have written any of them.
+      this.dirty = 0xffff;
+      w.loop();
+    }
     for (let k = 0; k < this.count; k++) this.instruction(k);
     const target = this.branch ? this.rips[this.count] + this.r[(this.count - 1) * D_STRIDE + D_IMM] : NaN;
-    if (!this.branch) {
-      this.exit();
-      w.i32Const(this.count);
-    }
+    if (!this.branch) this.exitAt(() => w.i32Const(this.count), this.count);
+    if (this.selfLoop) w.end().op(Op.unreachable);
     const bytes = emitModule(this.memory, { params: [I32], results: [I32], locals: LOCAL_TYPES, body: w });
-    return { bytes, count: this.count, rips: Float64Array.from(this.rips), target, readsFlagsIn: this.readsFlagsIn, writesFlags: this.writesFlags };
+    return {
+      bytes, count: this.count, selfLoop: this.selfLoop, rips: Float64Array.from(this.rips), target,
+      readsFlagsIn: this.readsFlagsIn, writesFlags: this.writesFlags,
+    };
   }
 
   /** Static pass: which flag writers are observable. */
@@ -262,11 +281,18 @@ class BlockBuilder {
    */
   private exit(): void {
     const w = this.w;
+    if (this.selfLoop) this.dirty = 0xffff;
     for (let n = 0; n < 16; n++) {
       if ((this.dirty & (1 << n)) === 0) continue;
       w.get(L_BASE).get(reg(n)).mem(Op.i64Store32, 2, S_LO + n * 4);
       w.get(L_BASE).get(reg(n)).i64Const(32, 0).op(Op.i64ShrU).mem(Op.i64Store32, 2, S_HI + n * 4);
     }
+    this.storeRecord();
+  }
+
+  /** Stores the lazy record of the last flag writer so far (nothing when there is none). */
+  private storeRecord(): void {
+    const w = this.w;
     const wr = this.lastWriter >= 0 ? this.writers[this.lastWriter] : null;
     if (wr === null || wr === undefined) return;
     const word = (i: number): number => S_WORDS + (W_LAZY + i) * 4;
@@ -285,6 +311,20 @@ class BlockBuilder {
     half(T_A, 4);
     half(T_B, 6);
     if (wr.op === L_ADC || wr.op === L_SBB || wr.op === L_INC || wr.op === L_DEC) w.get(L_BASE).get(T_CF).mem(Op.i32Store, 2, word(8));
+  }
+
+  /**
+   * Exits: state stores, W_EXIT = where to resume (pushed by `resume`: an
+   * instruction index, or -1 for the taken branch target), and returns the
+   * instructions completed (`completed` in this iteration plus earlier ones).
+   */
+  private exitAt(resume: () => void, completed: number): void {
+    const w = this.w;
+    this.exit();
+    w.get(L_BASE); resume(); w.mem(Op.i32Store, 2, S_WORDS + W_EXIT * 4);
+    w.i32Const(completed);
+    if (this.selfLoop) w.get(T_DONE).op(Op.i32Add);
+    w.op(Op.return);
   }
 
   // ---- operand helpers ----
@@ -350,8 +390,8 @@ class BlockBuilder {
       .end()
       .end();
     w.get(T_ADDR).i32Const(-1).op(Op.i32Eq).if();
-    this.exit();
-    w.i32Const(k).op(Op.return).end();
+    this.exitAt(() => w.i32Const(k), k);
+    w.end();
   }
 
   // ---- flags ----
@@ -463,16 +503,27 @@ class BlockBuilder {
     const n = r[b + D_REG];
     const m = r[b + D_RM];
     const imm = r[b + D_IMM];
-    if ((op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x8f))) {
-      this.exit();
-      w.i32Const(-1).i32Const(k + 1);
-      this.cond(op & 15);
-      w.op(Op.select);
+    const jcc = (op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x8f));
+    if (this.selfLoop && (jcc || op === 0xeb || op === 0xe9)) {
+      // Back to the start: iterate again while another full iteration fits the budget.
+      if (jcc) this.cond(op & 15); else w.i32Const(1);
+      w.if()
+        .get(T_DONE).i32Const(2 * this.count).op(Op.i32Add).get(T_BUDGET).op(Op.i32LeS)
+        .if();
+      this.storeRecord(); // later iterations' exits before their first flag writer see this record
+      w.get(T_DONE).i32Const(this.count).op(Op.i32Add).set(T_DONE).br(2)
+        .end();
+      this.exitAt(() => w.i32Const(-1), k + 1);
+      w.end();
+      this.exitAt(() => w.i32Const(k + 1), k + 1);
+      return;
+    }
+    if (jcc) {
+      this.exitAt(() => { w.i32Const(-1).i32Const(k + 1); this.cond(op & 15); w.op(Op.select); }, k + 1);
       return;
     }
     if (op === 0xeb || op === 0xe9) {
-      this.exit();
-      w.i32Const(-1);
+      this.exitAt(() => w.i32Const(-1), k + 1);
       return;
     }
     if (op >= (OP_MAP_0F | 0x90) && op <= (OP_MAP_0F | 0x9f)) { // SETcc r8 (low byte)
