@@ -5,10 +5,12 @@
  * State: the GPRs are read from the vCPU's state area (jit/state-layout.ts)
  * into i64 locals at entry and written back at every exit; guest memory is the
  * same wasm memory, reached through an inlined probe of the interpreter's TLB
- * (also in the state area). Exit protocol: the function returns k, the number
- * of instructions completed (the vCPU continues at rips[k]), or -1 when the
- * block's final branch was taken (continue at `target`). A memory access that
- * misses the TLB fast path (miss, non-RAM, page-crossing) exits before its
+ * (also in the state area). Exit protocol: the function returns the number
+ * of instructions completed and stores in W_EXIT where the vCPU continues:
+ * rips[k], or -1 for the final branch's taken target. A block whose final
+ * branch jumps back to its start loops inside wasm while another full
+ * iteration fits the batch budget (W_BUDGET). A memory access that misses
+ * the TLB fast path (miss, non-RAM, page-crossing) exits before its
  * instruction with the state exactly as the interpreter would have it there.
  * Flags: the lazy-flag record of the last flag-writing instruction is kept in
  * locals and stored to the state area at each exit (fields as Cpu.setLazy /
