@@ -9,6 +9,7 @@
 
 import { ramRanges, MMIO_HOLE_END, MMIO_HOLE_START } from '../../machine/layout.js';
 import { GuestMemory } from '../../machine/memory.js';
+import { S_END } from './jit/state-layout.js';
 
 const WASM_PAGE = 65536;
 
@@ -28,7 +29,7 @@ export const SOFT_MAX_RAM = 4 * 1024 * 1024 * 1024 - WASM_PAGE;
  * translated code (jit/) reaches registers and TLB without copies. Layout,
  * byte offsets from the area base: see jit/state-layout.ts.
  */
-export const CPU_AREA_SIZE = 7 * WASM_PAGE;
+export const CPU_AREA_SIZE = Math.ceil(S_END / WASM_PAGE) * WASM_PAGE;
 
 export class GuestRam {
   readonly wasmMemory: WasmMemory;

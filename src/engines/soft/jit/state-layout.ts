@@ -21,8 +21,13 @@ export const W_LAZY = 3; // 10 words: op, size, res, resHi, a, aHi, b, bHi, cf, 
 export const W_BUDGET = 13; // instructions the batch still allows (a self-looping block iterates within it)
 export const W_EXIT = 14; // set by the block: instruction index to resume at, or -1 for the taken branch target
 export const W_COUNT = 16;
-/** Float64Array(6 * TLB_SIZE): TLB tags (linear page bases). */
+/**
+ * TLB sets the area has room for: the CPU uses 6 (supervisor/user ×
+ * read/write/exec); 8 leaves room for two more (e.g. SMAP with AC set).
+ */
+export const TLB_SET_CAPACITY = 8;
+/** Float64Array(sets * TLB_SIZE): TLB tags (linear page bases). */
 export const S_TLB_TAG = 4096;
-/** Float64Array(6 * TLB_SIZE): TLB wasm offsets (-1 = not RAM). */
-export const S_TLB_OFF = S_TLB_TAG + 6 * TLB_SIZE * 8;
-export const S_END = S_TLB_OFF + 6 * TLB_SIZE * 8;
+/** Float64Array(sets * TLB_SIZE): TLB wasm offsets (-1 = not RAM). */
+export const S_TLB_OFF = S_TLB_TAG + TLB_SET_CAPACITY * TLB_SIZE * 8;
+export const S_END = S_TLB_OFF + TLB_SET_CAPACITY * TLB_SIZE * 8;
