@@ -33,7 +33,7 @@ import {
 } from './arch.js';
 import { X87State } from './fpu/state.js';
 import { Jit } from './jit/jit.js';
-import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_COUNT } from './jit/state-layout.js';
+import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, TLB_SET_CAPACITY, W_COUNT } from './jit/state-layout.js';
 
 const PARITY = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
@@ -254,8 +254,10 @@ export class Cpu {
     this.lo = area >= 0 ? new Int32Array(buf, area + S_LO, 16) : new Int32Array(16);
     this.hi = area >= 0 ? new Int32Array(buf, area + S_HI, 16) : new Int32Array(16);
     this.jitWords = area >= 0 ? new Int32Array(buf, area + S_WORDS, W_COUNT) : null;
-    this.tlbTag = (area >= 0 ? new Float64Array(buf, area + S_TLB_TAG, 6 * TLB_SIZE) : new Float64Array(6 * TLB_SIZE)).fill(NaN);
-    this.tlbOff = area >= 0 ? new Float64Array(buf, area + S_TLB_OFF, 6 * TLB_SIZE) : new Float64Array(6 * TLB_SIZE);
+    // Sized by the area's set capacity (≥ the sets in use), so the views cover every set.
+    const tlbEntries = TLB_SET_CAPACITY * TLB_SIZE;
+    this.tlbTag = (area >= 0 ? new Float64Array(buf, area + S_TLB_TAG, tlbEntries) : new Float64Array(tlbEntries)).fill(NaN);
+    this.tlbOff = area >= 0 ? new Float64Array(buf, area + S_TLB_OFF, tlbEntries) : new Float64Array(tlbEntries);
     if (area >= 0) this.jit = Jit.forCache(code, ram);
     this.fetchSource = new FetchSource(this);
     code.listeners.push(this);
