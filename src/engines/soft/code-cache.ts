@@ -7,6 +7,7 @@
  */
 
 import { D_SHIFT, D_STRIDE } from './decoder.js';
+import type { Jit, JitBlock } from './jit/jit.js';
 
 export const DC_BITS = 18;
 export const DC_SIZE = 1 << DC_BITS;
@@ -28,6 +29,13 @@ export class CodeCache {
   readonly listeners: CodePageListener[] = [];
   /** Record index (word offset) of the scratch slot, for instructions that are not cached. */
   readonly scratch = DC_SIZE << D_SHIFT;
+  /** Translated blocks (jit/), keyed like the decoded records: tag of the block's first instruction, or NaN. */
+  readonly jitTags = new Float64Array(DC_SIZE).fill(NaN);
+  readonly jitBlocks: Array<JitBlock | null> = new Array<JitBlock | null>(DC_SIZE).fill(null);
+  /** Entries per slot until translation (jit/jit.ts). */
+  readonly jitCounts = new Int32Array(DC_SIZE);
+  /** The shared block translator when translation is on. */
+  jit: Jit | null = null;
 
   constructor(ramSize: number) {
     this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
@@ -53,15 +61,21 @@ export class CodeCache {
     const pageBase = page * 4096;
     const first = pageBase & DC_MASK;
     const tags = this.tags;
+    const jitTags = this.jitTags;
     for (let i = 0; i < 4096; i++) {
       const slot = (first + i) & DC_MASK;
       const t = tags[slot];
-      if (t === t && Math.floor((t % TWO32) / 4096) === page) tags[slot] = NaN;
+      if (t === t && Math.floor((t % TWO32) / 4096) === page) { tags[slot] = NaN; this.jitCounts[slot] = 0; }
+      // Blocks never cross their first instruction's page, so this drops every block with code in it.
+      const j = jitTags[slot];
+      if (j === j && Math.floor((j % TWO32) / 4096) === page) { jitTags[slot] = NaN; this.jitBlocks[slot] = null; this.jitCounts[slot] = 0; }
     }
   }
 
   flush(): void {
     this.tags.fill(NaN);
+    this.jitTags.fill(NaN);
+    this.jitBlocks.fill(null);
     this.codePages.fill(0);
   }
 }

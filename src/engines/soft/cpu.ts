@@ -32,6 +32,8 @@ import {
   X_PF, X_SS, X_TS, X_UD, A_AVL,
 } from './arch.js';
 import { X87State } from './fpu/state.js';
+import { Jit } from './jit/jit.js';
+import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, TLB_SET_CAPACITY, W_COUNT } from './jit/state-layout.js';
 
 const PARITY = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
@@ -48,6 +50,8 @@ const TLB_FILL_LOG = 2048;
  * pages (the walk faults), sets 6-7 may; so STAC/CLAC only switch the set base.
  */
 const TLB_SETS = 8;
+// The TLB arrays are views of the per-vCPU state area (jit/state-layout.ts), sized for TLB_SET_CAPACITY sets.
+if (TLB_SETS > TLB_SET_CAPACITY) throw new Error(`TLB_SETS (${TLB_SETS}) exceeds the state area's TLB_SET_CAPACITY (${TLB_SET_CAPACITY})`);
 const SET_SUP_AC = 6;
 
 /** Thrown (one preallocated instance) to unwind from a guest fault to the run loop. */
@@ -91,8 +95,9 @@ class FetchSource implements ByteSource {
 
 export class Cpu {
   // ---- Registers ----
-  readonly lo = new Int32Array(16);
-  readonly hi = new Int32Array(16);
+  /** GPR halves: views of the vCPU's state area in guest-RAM memory when one is reserved (jit/state-layout.ts). */
+  readonly lo: Int32Array;
+  readonly hi: Int32Array;
   rip = 0;
   /** RIP of the next instruction while one executes (branches write it). */
   nextRip = 0;
@@ -204,9 +209,17 @@ export class Cpu {
   /** Linear address of the last memory operand read by readRm (for the write-back). */
   lastLin = 0;
   /** Tags (linear page base) per TLB set (see TLB_SETS). */
-  readonly tlbTag = new Float64Array(TLB_SETS * TLB_SIZE).fill(NaN);
+  readonly tlbTag: Float64Array;
   /** Wasm offset of the page, or -1 when it is not RAM. */
-  readonly tlbOff = new Float64Array(TLB_SETS * TLB_SIZE);
+  readonly tlbOff: Float64Array;
+  /** Int32 words of the state area handed to translated blocks (jit/state-layout.ts), or null without one. */
+  readonly jitWords: Int32Array | null;
+  /** Wasm offset of the state area, or -1. */
+  readonly stateOffset: number;
+  /** Block translator (jit/), or null when translation is off. */
+  jit: Jit | null = null;
+  /** The run loop's instruction limit for the current batch (translated blocks must fit below it). */
+  jitLimit = 0;
   /** Guest-physical page base. */
   readonly tlbPhys = new Float64Array(TLB_SETS * TLB_SIZE);
   readonly tlbGlobal = new Uint8Array(TLB_SETS * TLB_SIZE);
@@ -247,6 +260,17 @@ export class Cpu {
   ) {
     this.mem = ram.bytes;
     this.dv = ram.view;
+    const area = ram.cpuAreaOffset(index);
+    this.stateOffset = area;
+    const buf = ram.wasmMemory.buffer;
+    this.lo = area >= 0 ? new Int32Array(buf, area + S_LO, 16) : new Int32Array(16);
+    this.hi = area >= 0 ? new Int32Array(buf, area + S_HI, 16) : new Int32Array(16);
+    this.jitWords = area >= 0 ? new Int32Array(buf, area + S_WORDS, W_COUNT) : null;
+    // Sized by the area's set capacity (≥ the sets in use), so the views cover every set.
+    const tlbEntries = TLB_SET_CAPACITY * TLB_SIZE;
+    this.tlbTag = (area >= 0 ? new Float64Array(buf, area + S_TLB_TAG, tlbEntries) : new Float64Array(tlbEntries)).fill(NaN);
+    this.tlbOff = area >= 0 ? new Float64Array(buf, area + S_TLB_OFF, tlbEntries) : new Float64Array(tlbEntries);
+    if (area >= 0) this.jit = Jit.forCache(code, ram);
     this.fetchSource = new FetchSource(this);
     code.listeners.push(this);
     this.reset();
@@ -1011,7 +1035,13 @@ export class Cpu {
     if (d >= 0 && d < 4096) {
       const off = this.fetchOff + d;
       const slot = off & DC_MASK;
-      b = code.tags[slot] === off + this.tagBias ? slot << D_SHIFT : this.fetchDecode();
+      const tag = off + this.tagBias;
+      if (code.tags[slot] === tag) {
+        // ---- jit hook: a translated block starting here runs instead (jit/jit.ts) ----
+        const jit = this.jit;
+        if (jit !== null && jit.enter(this, slot, tag, off)) return;
+        b = slot << D_SHIFT;
+      } else b = this.fetchDecode();
     } else b = this.fetchDecode();
     const recs = code.records;
     const next = rip + recs[b + D_LEN];
@@ -1041,6 +1071,8 @@ export class Cpu {
       const singleStep = (this.flags & TF) !== 0;
       if (singleStep) limit = this.instructions + 1;
       this.eventCheck = false;
+      // Translated blocks must end within the batch; none run while tracing (the ring records single steps).
+      this.jitLimit = this.trace === null ? limit : 0;
       try {
         const trace = this.trace;
         if (trace === null) {

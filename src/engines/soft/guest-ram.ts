@@ -9,6 +9,7 @@
 
 import { ramRanges, MMIO_HOLE_END, MMIO_HOLE_START } from '../../machine/layout.js';
 import { GuestMemory } from '../../machine/memory.js';
+import { S_END } from './jit/state-layout.js';
 
 const WASM_PAGE = 65536;
 
@@ -23,6 +24,13 @@ const WasmMemoryClass = (globalThis as unknown as { WebAssembly: { Memory: WasmM
 /** A wasm32 memory holds at most 4 GiB. */
 export const SOFT_MAX_RAM = 4 * 1024 * 1024 * 1024 - WASM_PAGE;
 
+/**
+ * Per-vCPU state area after guest RAM (never mapped to the guest), so that
+ * translated code (jit/) reaches registers and TLB without copies. Layout,
+ * byte offsets from the area base: see jit/state-layout.ts.
+ */
+export const CPU_AREA_SIZE = Math.ceil(S_END / WASM_PAGE) * WASM_PAGE;
+
 export class GuestRam {
   readonly wasmMemory: WasmMemory;
   readonly bytes: Uint8Array;
@@ -31,13 +39,22 @@ export class GuestRam {
   readonly guestMemory: GuestMemory;
   /** Size of the RAM range below the MMIO hole. */
   private readonly lowSize: number;
+  /** vCPU state areas reserved after RAM (0 when they did not fit in wasm32). */
+  readonly cpuAreas: number;
+  /** Wasm offset of the first state area (RAM size rounded up to a wasm page). */
+  private readonly cpuAreaBase: number;
 
-  constructor(ramSize: number) {
+  /** `cpuAreas`: how many vCPU state areas to reserve after RAM (for translated code). */
+  constructor(ramSize: number, cpuAreas = 1) {
     if (!Number.isSafeInteger(ramSize) || ramSize <= 0 || ramSize % 4096 !== 0) {
       throw new RangeError(`soft engine: RAM size ${ramSize} must be a positive multiple of 4096`);
     }
     if (ramSize > SOFT_MAX_RAM) throw new RangeError(`soft engine: RAM size ${ramSize} exceeds ${SOFT_MAX_RAM} bytes`);
-    const pages = Math.ceil(ramSize / WASM_PAGE);
+    const ramPages = Math.ceil(ramSize / WASM_PAGE);
+    const areaPages = CPU_AREA_SIZE / WASM_PAGE;
+    this.cpuAreas = (ramPages + cpuAreas * areaPages) * WASM_PAGE <= SOFT_MAX_RAM ? cpuAreas : 0;
+    this.cpuAreaBase = ramPages * WASM_PAGE;
+    const pages = ramPages + this.cpuAreas * areaPages;
     let memory: WasmMemory;
     try {
       memory = new WasmMemoryClass({ initial: pages, maximum: pages, shared: true });
@@ -56,6 +73,21 @@ export class GuestRam {
       return { ...r, bytes };
     });
     this.guestMemory = new GuestMemory(regions);
+  }
+
+  /** Wasm offset of vCPU `index`'s state area, or -1 when none was reserved. */
+  cpuAreaOffset(index: number): number {
+    return index >= 0 && index < this.cpuAreas ? this.cpuAreaBase + index * CPU_AREA_SIZE : -1;
+  }
+
+  /** The wasm memory's size in 64 KiB pages. */
+  get pages(): number {
+    return this.wasmMemory.buffer.byteLength / WASM_PAGE;
+  }
+
+  /** Whether the wasm memory is shared (an imported memory must declare the same). */
+  get shared(): boolean {
+    return typeof SharedArrayBuffer !== 'undefined' && this.wasmMemory.buffer instanceof SharedArrayBuffer;
   }
 
   /** The wasm offset of guest-physical `gpa`, or -1 when it is not RAM. */

@@ -120,7 +120,7 @@ export class SoftVm implements EngineVm {
     if (!Number.isInteger(options.vcpuCount) || options.vcpuCount < 1 || options.vcpuCount > 255) {
       throw new RangeError(`soft engine: vcpuCount ${options.vcpuCount} must be 1..255`);
     }
-    this.ram = new GuestRam(options.ramSize);
+    this.ram = new GuestRam(options.ramSize, options.vcpuCount);
     this.memory = this.ram.guestMemory;
     this.platform = platformFactory({ vcpuCount: options.vcpuCount, memory: this.memory, clock: this.clock });
     const code = new CodeCache(options.ramSize);

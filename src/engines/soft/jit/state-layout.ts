@@ -1,0 +1,33 @@
+/**
+ * Byte layout of one vCPU's state area in the guest-RAM WebAssembly.Memory
+ * (after RAM, never guest-visible; see GuestRam.cpuAreaOffset). The
+ * interpreter's register and TLB typed arrays are views of it; translated
+ * blocks load and store the same bytes.
+ */
+
+import { TLB_SIZE } from '../arch.js';
+
+/** Int32Array(16): low halves of the 16 GPRs. */
+export const S_LO = 0;
+/** Int32Array(16): high halves. */
+export const S_HI = 64;
+/** Int32 words handed between JS and a block on entry/exit. */
+export const S_WORDS = 128;
+/** Word indices inside S_WORDS (Int32Array view starting there). */
+export const W_RD_SET = 0; // TLB set base (entries) for reads at the current CPL
+export const W_WR_SET = 1; // ... for writes
+export const W_FLAGS_IN = 2; // RFLAGS at block entry (when the block reads flags written before it)
+export const W_LAZY = 3; // 10 words: op, size, res, resHi, a, aHi, b, bHi, cf, of
+export const W_BUDGET = 13; // instructions the batch still allows (a self-looping block iterates within it)
+export const W_EXIT = 14; // set by the block: instruction index to resume at, or -1 for the taken branch target
+export const W_COUNT = 16;
+/**
+ * TLB sets the area has room for: the CPU uses 6 (supervisor/user ×
+ * read/write/exec); 8 leaves room for two more (e.g. SMAP with AC set).
+ */
+export const TLB_SET_CAPACITY = 8;
+/** Float64Array(sets * TLB_SIZE): TLB tags (linear page bases). */
+export const S_TLB_TAG = 4096;
+/** Float64Array(sets * TLB_SIZE): TLB wasm offsets (-1 = not RAM). */
+export const S_TLB_OFF = S_TLB_TAG + TLB_SET_CAPACITY * TLB_SIZE * 8;
+export const S_END = S_TLB_OFF + TLB_SET_CAPACITY * TLB_SIZE * 8;

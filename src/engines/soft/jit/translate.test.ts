@@ -1,0 +1,213 @@
+/**
+ * Translated blocks against the interpreter: random instruction sequences of
+ * each translated class (and mixes of them) run once on the interpreter and
+ * once with translation forced at the first entry; registers, RFLAGS (from the
+ * lazy record), RIP, instruction count and memory must be identical. Also
+ * checks that blocks really ran, that TLB misses hand back exactly, and that
+ * self-modifying code drops translated blocks.
+ */
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CodeCache } from '../code-cache.js';
+import { Cpu, RUN_HALTED } from '../cpu.js';
+import { GuestRam } from '../guest-ram.js';
+import { MonotonicClock } from '../soft-engine.js';
+import { identityPageTables, longModeState } from '../test-support.js';
+import { Jit } from './jit.js';
+
+const CODE = 0x100000;
+const DATA = 0x200000;
+
+/** A deterministic PRNG (xorshift32) so failures reproduce. */
+function rng(seed: number): () => number {
+  let s = seed | 0 || 1;
+  return () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return s >>> 0; };
+}
+
+interface RunResult { lo: number[]; hi: number[]; rip: number; flags: number; instructions: number; data: number[]; translated: number; entries: number }
+
+function runOnce(code: Uint8Array, init: (cpu: Cpu) => void, jit: boolean): RunResult {
+  const ram = new GuestRam(8 * 1024 * 1024);
+  for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+  ram.guestMemory.writeBytes(CODE, code);
+  const data = new Uint8Array(0x2000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 151 + 7) & 0xff;
+  ram.guestMemory.writeBytes(DATA, data);
+  const cache = new CodeCache(ram.size);
+  const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+  cpu.jit = jit ? new Jit(cache, ram, 0) : null; // whatever TYPEVISOR_SOFT_JIT says
+  cpu.setState(longModeState(CODE, 0x9000));
+  init(cpu);
+  for (let i = 0; i < 1000 && cpu.run(1000) !== RUN_HALTED; i++) { /* until HLT */ }
+  return {
+    lo: Array.from(cpu.lo), hi: Array.from(cpu.hi), rip: cpu.rip, flags: cpu.getFlags(), instructions: cpu.instructions,
+    data: Array.from(ram.bytes.subarray(DATA, DATA + 0x2000)), translated: cpu.jit?.translated ?? 0, entries: cpu.jit?.entries ?? 0,
+  };
+}
+
+function compare(code: Uint8Array, init: (cpu: Cpu) => void, what: string): RunResult {
+  const a = runOnce(code, init, false);
+  const b = runOnce(code, init, true);
+  assert.deepEqual({ ...b, translated: 0, entries: 0 }, { ...a, translated: 0, entries: 0 }, what);
+  return b;
+}
+
+// ---- encoders (64-bit mode) ----
+const rex = (w: boolean, r: number, x: number, b: number): number => 0x40 | (w ? 8 : 0) | ((r >> 3) << 2) | ((x >> 3) << 1) | (b >> 3);
+const modrm = (mod: number, reg: number, rm: number): number => (mod << 6) | ((reg & 7) << 3) | (rm & 7);
+const imm32 = (v: number): number[] => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
+
+/** Registers random instructions may write: not RBX (data pointer), RCX (loop counter) or RSP. */
+const FREE = [0, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+type Gen = (next: () => number) => number[];
+const pick = (next: () => number, a: number[]): number => a[next() % a.length];
+const anyReg = (next: () => number): number => next() % 16;
+
+const CLASSES: Record<string, Gen> = {
+  aluRR: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const s = anyReg(n); const k = n() % 8; const dir = n() & 2;
+    return [rex(w, dir ? d : s, 0, dir ? s : d), (k << 3) | 1 | dir, dir ? modrm(3, d, s) : modrm(3, s, d)]; },
+  aluImm: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const k = n() % 8;
+    return (n() & 1) === 0 ? [rex(w, 0, 0, d), 0x83, modrm(3, k, d), n() & 0xff] : [rex(w, 0, 0, d), 0x81, modrm(3, k, d), ...imm32(n())]; },
+  aluEax: (n) => [(n() & 1) === 0 ? 0x48 : 0x40, ((n() % 8) << 3) | 5, ...imm32(n())],
+  adcSbb: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const s = anyReg(n); return [rex(w, s, 0, d), (n() & 1) === 0 ? 0x11 : 0x19, modrm(3, s, d)]; },
+  test: (n) => { const w = (n() & 1) === 0; const d = anyReg(n); const s = anyReg(n); return [rex(w, s, 0, d), 0x85, modrm(3, s, d)]; },
+  movRR: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const s = anyReg(n); return [rex(w, s, 0, d), 0x89, modrm(3, s, d)]; },
+  movImm: (n) => { const d = pick(n, FREE);
+    if ((n() % 3) === 0) return [rex(true, 0, 0, d), 0xb8 + (d & 7), ...imm32(n()), ...imm32(n())];
+    if ((n() & 1) === 0) return [rex(false, 0, 0, d), 0xb8 + (d & 7), ...imm32(n())];
+    return [rex((n() & 1) === 0, 0, 0, d), 0xc7, modrm(3, 0, d), ...imm32(n())]; },
+  imul: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const s = anyReg(n); const f = n() % 3;
+    if (f === 0) return [rex(w, d, 0, s), 0x0f, 0xaf, modrm(3, d, s)];
+    if (f === 1) return [rex(w, d, 0, s), 0x6b, modrm(3, d, s), n() & 0xff];
+    return [rex(w, d, 0, s), 0x69, modrm(3, d, s), ...imm32(n())]; },
+  shift: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const sub = pick(n, [4, 5, 6]);
+    return (n() & 3) === 0 ? [rex(w, 0, 0, d), 0xd1, modrm(3, sub, d)] : [rex(w, 0, 0, d), 0xc1, modrm(3, sub, d), n() & 0xff]; },
+  lea: (n) => { const w = (n() & 1) === 0; const d = pick(n, FREE); const base = anyReg(n); const idx = pick(n, [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    return [rex(w, d, idx, base), 0x8d, modrm(2, d, 4), ((n() & 3) << 6) | ((idx & 7) << 3) | (base & 7), ...imm32(n())]; },
+  movsxd: (n) => { const d = pick(n, FREE); const s = anyReg(n); return [rex((n() & 1) === 0, d, 0, s), 0x63, modrm(3, d, s)]; },
+  cmov: (n) => { const d = pick(n, FREE); const s = anyReg(n); return [rex((n() & 1) === 0, d, 0, s), 0x0f, 0x40 | (n() & 15), modrm(3, d, s)]; },
+  setcc: (n) => { const d = pick(n, FREE); return [rex(false, 0, 0, d), 0x0f, 0x90 | (n() & 15), modrm(3, 0, d)]; },
+  movzx: (n) => { const d = pick(n, FREE); const s = anyReg(n); return [rex((n() & 1) === 0, d, 0, s), 0x0f, pick(n, [0xb6, 0xb7, 0xbe, 0xbf]), modrm(3, d, s)]; },
+  incDec: (n) => { const d = pick(n, FREE); return [rex((n() & 1) === 0, 0, 0, d), 0xff, modrm(3, n() & 1, d)]; },
+  load: (n) => { const d = pick(n, FREE); const disp = (n() % 0x1ff0) & ~((n() & 1) === 0 ? 7 : 0); // some unaligned, some page-crossing
+    return [rex((n() & 1) === 0, d, 0, 3), 0x8b, modrm(2, d, 3), ...imm32(disp)]; },
+  store: (n) => { const s = anyReg(n); const disp = n() % 0x1ff0;
+    return [rex((n() & 1) === 0, s, 0, 3), 0x89, modrm(2, s, 3), ...imm32(disp)]; },
+};
+
+/** body (random instructions) / sub ecx,1 / jnz body / hlt */
+function loopProgram(body: number[]): Uint8Array {
+  const jnz = [0x0f, 0x85, ...imm32(-(body.length + 3 + 6))];
+  return Uint8Array.from([...body, 0x83, 0xe9, 0x01, ...jnz, 0xf4]);
+}
+
+function randomInit(next: () => number): (cpu: Cpu) => void {
+  const values = Array.from({ length: 32 }, () => next() | 0);
+  const flagOp = next() & 3;
+  return (cpu) => {
+    for (let i = 0; i < 16; i++) { cpu.lo[i] = values[i]; cpu.hi[i] = values[16 + i]; }
+    cpu.lo[3] = DATA; cpu.hi[3] = 0;
+    cpu.lo[1] = 3; cpu.hi[1] = 0;
+    cpu.lo[4] = 0x80000; cpu.hi[4] = 0;
+    cpu.setFlags(values[5] & 0x8d5, 0x8d5); // random arithmetic flags on entry (no lazy record)
+    if (flagOp === 1) cpu.setLazy(1, 8, values[6], values[7], values[8], values[9], values[10], values[11]); // an ADD record
+  };
+}
+
+for (const name of Object.keys(CLASSES)) {
+  test(`translated ${name} matches the interpreter on random operands`, () => {
+    const next = rng(0x9e3779b9 ^ name.length * 7919 ^ name.charCodeAt(0));
+    let entries = 0;
+    for (let trial = 0; trial < 40; trial++) {
+      const body: number[] = [];
+      for (let i = 0; i < 6; i++) body.push(...CLASSES[name](next));
+      const r = compare(loopProgram(body), randomInit(next), `${name} trial ${trial}: ${body.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+      entries += r.entries;
+    }
+    assert.ok(entries > 0, 'blocks ran');
+  });
+}
+
+test('mixed random blocks of every class match the interpreter', () => {
+  const next = rng(12345);
+  const names = Object.keys(CLASSES);
+  for (let trial = 0; trial < 300; trial++) {
+    const body: number[] = [];
+    const len = 1 + (next() % 30);
+    for (let i = 0; i < len; i++) body.push(...CLASSES[names[next() % names.length]](next));
+    compare(loopProgram(body), randomInit(next), `mixed trial ${trial}: ${body.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+  }
+});
+
+test('a store that misses the TLB exits before it with exact state, then the block runs from the fast path', () => {
+  // mov rax,[rbx]; add rax,rcx; mov [rbx+8],rax; sub ecx,1; jnz; hlt — the first pass misses (TLB cold).
+  const body = [0x48, 0x8b, 0x03, 0x48, 0x01, 0xc8, 0x48, 0x89, 0x43, 0x08];
+  const r = compare(loopProgram(body), (cpu) => { cpu.lo[3] = DATA; cpu.lo[1] = 5; }, 'tlb');
+  assert.ok(r.entries >= 1, `entries ${r.entries}`);
+});
+
+test('self-modifying code drops the translated block', () => {
+  // 1: mov eax, 1 ; add edx, eax ; mov byte [rip + (imm of the first mov)], 7 ... via rbx: mov [rbx], sil
+  // Code at CODE: b8 01 00 00 00 (mov eax,1) / 01 c2 (add edx,eax) / 40 88 33 (mov [rbx],sil) / 83 e9 01 / 0f 85 .. / f4
+  const code = Uint8Array.from([0xb8, 0x01, 0x00, 0x00, 0x00, 0x01, 0xc2, 0x40, 0x88, 0x33, 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-19), 0xf4]);
+  const init = (cpu: Cpu): void => { cpu.lo[3] = CODE + 1; cpu.lo[6] = 7; cpu.lo[1] = 3; cpu.lo[2] = 0; };
+  const r = compare(code, init, 'smc');
+  assert.equal(r.lo[2], 1 + 7 + 7, 'edx: first pass adds 1, later passes see the rewritten immediate 7');
+});
+
+test('a block reached at another linear address (aliased mapping) is not run with the old RIPs', () => {
+  // Code at CODE, also reached at CODE + 1 GiB through a second PDPT entry: lea rax,[rip+0] / hlt, twice.
+  const code = Uint8Array.from([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x48, 0x89, 0xc2, 0xf4]);
+  const ram = new GuestRam(8 * 1024 * 1024);
+  const tables = identityPageTables(0x9000);
+  for (const m of tables) ram.guestMemory.writeBytes(m.address, m.bytes);
+  ram.guestMemory.writeBytes(0xa000 + 8, Uint8Array.from([0x07, 0xe0, 0, 0, 0, 0, 0, 0])); // PDPT[1] -> a copy of the PD at 0xe000
+  ram.guestMemory.writeBytes(0xe000, ram.bytes.slice(0xb000, 0xc000));
+  ram.guestMemory.writeBytes(CODE, code);
+  const cache = new CodeCache(ram.size);
+  const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+  cpu.jit = new Jit(cache, ram, 0);
+  cpu.setState(longModeState(CODE, 0x9000));
+  while (cpu.run(100) !== RUN_HALTED) { /* until HLT */ }
+  assert.equal(cpu.lo[0], CODE + 7);
+  cpu.halted = false;
+  cpu.rip = CODE + 0x4000_0000;
+  while (cpu.run(100) !== RUN_HALTED) { /* until HLT */ }
+  assert.equal(cpu.lo[0], (CODE + 0x4000_0000 + 7) | 0);
+  assert.equal(cpu.rip, CODE + 0x4000_0000 + code.length);
+});
+
+test('a self-looping block stops exactly at the batch limit (lockstep with the interpreter, odd batch sizes)', () => {
+  // mov rax,[rbx] / add rax,rcx / mov [rbx+8],rax / imul rdx,rax / sub ecx,1 / jnz — 1000 iterations.
+  const body = [0x48, 0x8b, 0x03, 0x48, 0x01, 0xc8, 0x48, 0x89, 0x43, 0x08, 0x48, 0x0f, 0xaf, 0xd0];
+  const code = loopProgram(body);
+  const make = (jit: boolean): Cpu => {
+    const ram = new GuestRam(8 * 1024 * 1024);
+    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+    ram.guestMemory.writeBytes(CODE, code);
+    const cache = new CodeCache(ram.size);
+    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
+    cpu.setState(longModeState(CODE, 0x9000));
+    cpu.lo[3] = DATA; cpu.lo[1] = 1000; cpu.lo[2] = 3;
+    return cpu;
+  };
+  const a = make(false);
+  const b = make(true);
+  for (let batch = 0; batch < 10_000; batch++) {
+    const budget = 1 + ((batch * 37) % 101);
+    const ra = a.run(budget);
+    const rb = b.run(budget);
+    assert.equal(rb, ra);
+    assert.equal(b.instructions, a.instructions, `batch ${batch}`);
+    assert.equal(b.rip, a.rip, `batch ${batch}`);
+    assert.deepEqual(Array.from(b.lo), Array.from(a.lo), `batch ${batch}`);
+    assert.deepEqual(Array.from(b.hi), Array.from(a.hi), `batch ${batch}`);
+    assert.equal(b.getFlags(), a.getFlags(), `batch ${batch}`);
+    if (ra === RUN_HALTED) break;
+  }
+  assert.equal(a.halted, true);
+  assert.ok((b.jit?.entries ?? 0) > 0);
+});

@@ -1,0 +1,153 @@
+/**
+ * A minimal WebAssembly binary emitter for the soft CPU's block translator:
+ * one module with one imported memory (`env.mem`, shared or not) and one
+ * exported function `run(i32) -> i32`, built from i32/i64/f64 instructions,
+ * locals, structured control flow and loads/stores with constant offsets.
+ * Only what the translator needs; the encoding follows the WebAssembly 1.0
+ * binary format (LEB128 integers, sections 1/2/3/7/10).
+ */
+
+/** Value types. */
+export const I32 = 0x7f;
+export const I64 = 0x7e;
+export const F64 = 0x7c;
+/** Block type of a block/loop/if without results. */
+export const VOID = 0x40;
+
+/** Opcodes used by the translator. */
+export const Op = {
+  unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
+  drop: 0x1a, select: 0x1b,
+  localGet: 0x20, localSet: 0x21, localTee: 0x22,
+  i32Load: 0x28, i64Load: 0x29, f64Load: 0x2b, i64Load32U: 0x35,
+  i32Store: 0x36, i64Store: 0x37, i64Store32: 0x3e, i32Store8: 0x3a,
+  i32Const: 0x41, i64Const: 0x42,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GtU: 0x4b, i32LeS: 0x4c, i32LeU: 0x4d, i32GeS: 0x4e, i32GeU: 0x4f,
+  i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52, i64LtS: 0x53, i64LtU: 0x54, i64GtS: 0x55, i64GtU: 0x56, i64LeS: 0x57, i64LeU: 0x58, i64GeS: 0x59, i64GeU: 0x5a,
+  f64Eq: 0x61, f64Ge: 0x66,
+  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32And: 0x71, i32Or: 0x72, i32Xor: 0x73, i32Shl: 0x74, i32ShrS: 0x75, i32ShrU: 0x76,
+  i64Add: 0x7c, i64Sub: 0x7d, i64Mul: 0x7e, i64DivS: 0x7f, i64And: 0x83, i64Or: 0x84, i64Xor: 0x85, i64Shl: 0x86, i64ShrS: 0x87, i64ShrU: 0x88,
+  i32WrapI64: 0xa7, i32TruncF64U: 0xab, i64ExtendI32S: 0xac, i64ExtendI32U: 0xad, f64ConvertI64S: 0xb9,
+} as const;
+
+/** Appends bytes of one function body: opcodes, immediates and memory arguments. */
+export class CodeWriter {
+  private bytes: number[] = [];
+
+  op(code: number): this { this.bytes.push(code); return this; }
+  u32(v: number): this { pushU32(this.bytes, v); return this; }
+  i32Const(v: number): this { this.bytes.push(Op.i32Const); pushS64(this.bytes, BigInt(v | 0)); return this; }
+  /** i64.const of the signed value hi:lo (two int32 halves). */
+  i64Const(lo: number, hi: number): this {
+    this.bytes.push(Op.i64Const);
+    pushS64(this.bytes, (BigInt(hi | 0) << 32n) | BigInt(lo >>> 0));
+    return this;
+  }
+  get(local: number): this { return this.op(Op.localGet).u32(local); }
+  set(local: number): this { return this.op(Op.localSet).u32(local); }
+  tee(local: number): this { return this.op(Op.localTee).u32(local); }
+  /** A load or store with alignment exponent `align` and constant offset. */
+  mem(code: number, align: number, offset: number): this { return this.op(code).u32(align).u32(offset); }
+  block(type = VOID): this { return this.op(Op.block).op(type); }
+  loop(type = VOID): this { return this.op(Op.loop).op(type); }
+  if(type = VOID): this { return this.op(Op.if).op(type); }
+  else(): this { return this.op(Op.else); }
+  end(): this { return this.op(Op.end); }
+  br(depth: number): this { return this.op(Op.br).u32(depth); }
+  brIf(depth: number): this { return this.op(Op.brIf).u32(depth); }
+  toArray(): number[] { return this.bytes; }
+}
+
+/** One exported function `run` of type (params) -> results with extra locals. */
+export interface FunctionSpec {
+  params: number[];
+  results: number[];
+  /** Extra locals after the parameters, as value types in order. */
+  locals: number[];
+  body: CodeWriter;
+}
+
+/** The imported memory: size in 64 KiB pages, shared or not (shared memories need `maximum`). */
+export interface MemorySpec {
+  pages: number;
+  shared: boolean;
+}
+
+/** Builds the module bytes: `env.mem` imported, `run` exported. */
+export function emitModule(memory: MemorySpec, fn: FunctionSpec): Uint8Array {
+  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const type: number[] = [1, 0x60];
+  pushU32(type, fn.params.length); type.push(...fn.params);
+  pushU32(type, fn.results.length); type.push(...fn.results);
+  section(out, 1, type);
+  const imp: number[] = [1];
+  pushName(imp, 'env'); pushName(imp, 'mem');
+  imp.push(0x02, memory.shared ? 0x03 : 0x01);
+  pushU32(imp, memory.pages); pushU32(imp, memory.pages);
+  section(out, 2, imp);
+  section(out, 3, [1, 0]);
+  const exp: number[] = [1];
+  pushName(exp, 'run'); exp.push(0x00, 0);
+  section(out, 7, exp);
+  const body: number[] = [];
+  // Locals, grouped by runs of the same type.
+  const groups: Array<[number, number]> = [];
+  for (const t of fn.locals) {
+    const last = groups[groups.length - 1];
+    if (last !== undefined && last[1] === t) last[0]++;
+    else groups.push([1, t]);
+  }
+  pushU32(body, groups.length);
+  for (const [n, t] of groups) { pushU32(body, n); body.push(t); }
+  body.push(...fn.body.toArray(), Op.end);
+  const code: number[] = [1];
+  pushU32(code, body.length);
+  code.push(...body);
+  section(out, 10, code);
+  return Uint8Array.from(out);
+}
+
+/** The WebAssembly API parts used here (the project's TypeScript libs carry no wasm types). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** Compiles and instantiates a module from emitModule against `memory`; returns its `run`. */
+export function instantiate(bytes: Uint8Array, memory: object): (...args: number[]) => number {
+  const instance = new wasm.Instance(new wasm.Module(bytes), { env: { mem: memory } });
+  return instance.exports.run as (...args: number[]) => number;
+}
+
+function section(out: number[], id: number, payload: number[]): void {
+  out.push(id);
+  pushU32(out, payload.length);
+  for (const b of payload) out.push(b);
+}
+
+function pushName(out: number[], name: string): void {
+  pushU32(out, name.length);
+  for (let i = 0; i < name.length; i++) out.push(name.charCodeAt(i));
+}
+
+function pushU32(out: number[], v: number): void {
+  let x = v >>> 0;
+  do {
+    const b = x & 0x7f;
+    x >>>= 7;
+    out.push(x !== 0 ? b | 0x80 : b);
+  } while (x !== 0);
+}
+
+/** Signed LEB128 (compile time only, so BigInt is fine here). */
+function pushS64(out: number[], v: bigint): void {
+  let x = BigInt.asIntN(64, v);
+  for (;;) {
+    const b = Number(x & 0x7fn);
+    x >>= 7n;
+    const done = (x === 0n && (b & 0x40) === 0) || (x === -1n && (b & 0x40) !== 0);
+    out.push(done ? b : b | 0x80);
+    if (done) return;
+  }
+}
