@@ -110,6 +110,8 @@ export function execute(c: Cpu, op: number, b: number): void {
 }
 
 function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number): void {
+  // Instructions that execute() handles entirely (Jcc, PUSH/POP r, CALL rel, TEST, MOVSXD, CMOVcc, SETcc,
+  // MOVZX/MOVSX) never reach this switch: its only other caller, the LOCK path, rejects them with #UD first.
   switch (op) {
     // ---- ALU Eb,Gb / Ev,Gv / Gb,Eb / Gv,Ev / AL,Ib / eAX,Iz ----
     case 0x00: case 0x01: case 0x02: case 0x03: case 0x04: case 0x05:
@@ -141,21 +143,8 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       writeReg(c, n, size, f, v, 0);
       return;
     }
-    case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57: {
-      const size = osz(f);
-      const n = r[b + D_REG];
-      c.push(size, c.lo[n], c.hi[n]);
-      return;
-    }
-    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
-      const size = osz(f);
-      const v = c.pop(size);
-      writeReg(c, r[b + D_REG], size, f, v, c.rdHi);
-      return;
-    }
     case 0x60: pusha(c, osz(f)); return;
     case 0x61: popa(c, osz(f)); return;
-    case 0x63: movsxd(c, r, b, f); return;
     case 0x68: case 0x6a: {
       const v = r[b + D_IMM];
       c.push(osz(f), v, v >> 31);
@@ -167,18 +156,7 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case 0x6c: case 0x6d: case 0x6e: case 0x6f:
       stringIo(c, r, b, f, op);
       return;
-    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
-    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
-      if (c.cond(op & 15)) branch(c, f, c.nextRip + r[b + D_IMM]);
-      return;
-    case OP_MAP_0F | 0x80: case OP_MAP_0F | 0x81: case OP_MAP_0F | 0x82: case OP_MAP_0F | 0x83:
-    case OP_MAP_0F | 0x84: case OP_MAP_0F | 0x85: case OP_MAP_0F | 0x86: case OP_MAP_0F | 0x87:
-    case OP_MAP_0F | 0x88: case OP_MAP_0F | 0x89: case OP_MAP_0F | 0x8a: case OP_MAP_0F | 0x8b:
-    case OP_MAP_0F | 0x8c: case OP_MAP_0F | 0x8d: case OP_MAP_0F | 0x8e: case OP_MAP_0F | 0x8f:
-      if (c.cond(op & 15)) branch(c, f, c.nextRip + r[b + D_IMM]);
-      return;
     case 0x80: case 0x81: case 0x82: case 0x83: group1(c, r, b, f, op); return;
-    case 0x84: case 0x85: testRm(c, r, b, f, op); return;
     case 0x86: case 0x87: { // XCHG (always locked)
       const size = op === 0x86 ? 1 : osz(f);
       const a = readRm(c, r, b, size);
@@ -353,7 +331,6 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       c.eventCheck = true; // a device may have raised an interrupt
       return;
     }
-    case 0xe8: callRel(c, r, b, f); return;
     case 0xe9: case 0xeb: branch(c, f, c.nextRip + r[b + D_IMM]); return;
     case 0xea: c.loadFarCode(r[b + D_IMM2]); c.nextRip = osz(f) === 2 ? r[b + D_IMM] & 0xffff : r[b + D_IMM] >>> 0; return;
     case 0xf1: c.softwareInterrupt(X_DB, false); return;
@@ -410,18 +387,6 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
       return;
     case OP_MAP_0F | 0x34: sysenter(c); return;
     case OP_MAP_0F | 0x35: sysexit(c, f); return;
-    case OP_MAP_0F | 0x40: case OP_MAP_0F | 0x41: case OP_MAP_0F | 0x42: case OP_MAP_0F | 0x43:
-    case OP_MAP_0F | 0x44: case OP_MAP_0F | 0x45: case OP_MAP_0F | 0x46: case OP_MAP_0F | 0x47:
-    case OP_MAP_0F | 0x48: case OP_MAP_0F | 0x49: case OP_MAP_0F | 0x4a: case OP_MAP_0F | 0x4b:
-    case OP_MAP_0F | 0x4c: case OP_MAP_0F | 0x4d: case OP_MAP_0F | 0x4e: case OP_MAP_0F | 0x4f:
-      cmov(c, r, b, f, op);
-      return;
-    case OP_MAP_0F | 0x90: case OP_MAP_0F | 0x91: case OP_MAP_0F | 0x92: case OP_MAP_0F | 0x93:
-    case OP_MAP_0F | 0x94: case OP_MAP_0F | 0x95: case OP_MAP_0F | 0x96: case OP_MAP_0F | 0x97:
-    case OP_MAP_0F | 0x98: case OP_MAP_0F | 0x99: case OP_MAP_0F | 0x9a: case OP_MAP_0F | 0x9b:
-    case OP_MAP_0F | 0x9c: case OP_MAP_0F | 0x9d: case OP_MAP_0F | 0x9e: case OP_MAP_0F | 0x9f: // SETcc
-      writeRm(c, r, b, 1, c.cond(op & 15) ? 1 : 0, 0);
-      return;
     case OP_MAP_0F | 0xa0: case OP_MAP_0F | 0xa8: c.push(osz(f), c.segSel[op === (OP_MAP_0F | 0xa0) ? FS : GS], 0); return;
     case OP_MAP_0F | 0xa1: case OP_MAP_0F | 0xa9: {
       const size = osz(f);
@@ -446,9 +411,6 @@ function executeGeneral(c: Cpu, op: number, b: number, r: Int32Array, f: number)
     case OP_MAP_0F | 0xb2: case OP_MAP_0F | 0xb4: case OP_MAP_0F | 0xb5:
       if ((f & F_MOD3) !== 0) return ud(c);
       loadFarPointer(c, r, b, f, op === (OP_MAP_0F | 0xb2) ? SS : op === (OP_MAP_0F | 0xb4) ? FS : GS);
-      return;
-    case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf:
-      movExtend(c, r, b, f, op);
       return;
     case OP_MAP_0F | 0xbc: case OP_MAP_0F | 0xbd: bitScan(c, r, b, f, op === (OP_MAP_0F | 0xbd)); return;
     case OP_MAP_0F | 0xc0: case OP_MAP_0F | 0xc1: { // XADD
