@@ -10,11 +10,7 @@
  * FSW, the abridged tag byte and the eight sign/exponent words, and MM1.
  */
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { MODES, Rng, f32Lanes, f64Lanes, intLanes } from './qemu-oracle.js';
+import { MODES, Rng, f32Lanes, f64Lanes, hexBytes, intLanes, linkOracleProgram } from './qemu-oracle.js';
 
 export interface MmxCase {
   /**
@@ -106,10 +102,6 @@ export function buildMmxCases(seed = 0x6d6d7831, perOp = 4): MmxCase[] {
   return cases;
 }
 
-function hexBytes(bytes: Uint8Array): string {
-  return Array.from(bytes, (x) => '0x' + x.toString(16)).join(',');
-}
-
 /** Bytes printed per case. */
 export const MMX_RESULT_BYTES = 63;
 
@@ -159,11 +151,7 @@ export function mmxProgramSource(cases: readonly MmxCase[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** Assembles and links the program as a multiboot ELF32 at 1 MiB; returns its path. */
+/** Assembles and links the MMX program for `cases` as a multiboot ELF32 at 1 MiB; returns its path. */
 export function buildMmxProgram(cases: readonly MmxCase[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mmx-oracle-'));
-  writeFileSync(join(dir, 'p.s'), mmxProgramSource(cases));
-  execFileSync('as', ['--32', '-o', join(dir, 'p.o'), join(dir, 'p.s')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  execFileSync('ld', ['-m', 'elf_i386', '-n', '-Ttext=0x100000', '-e', '_start', '-o', join(dir, 'p.elf'), join(dir, 'p.o')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return join(dir, 'p.elf');
+  return linkOracleProgram(mmxProgramSource(cases), 'mmx-oracle-');
 }

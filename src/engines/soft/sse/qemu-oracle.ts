@@ -201,7 +201,8 @@ export function buildCases(seed = 0x5eed1234, perOp = 6): SseCase[] {
   return cases;
 }
 
-function hexBytes(bytes: Uint8Array): string {
+/** Bytes as a GNU as `.byte` operand list. */
+export function hexBytes(bytes: Uint8Array): string {
   return Array.from(bytes, (x) => '0x' + x.toString(16)).join(',');
 }
 
@@ -247,11 +248,16 @@ export function programSource(cases: readonly SseCase[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** Assembles and links the program as a multiboot ELF32 at 1 MiB; returns its path. */
-export function buildProgram(cases: readonly SseCase[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sse-oracle-'));
-  writeFileSync(join(dir, 'p.s'), programSource(cases));
+/** Assembles and links a 32-bit oracle program's source as a multiboot ELF32 at 1 MiB (in a fresh `prefix` temp dir); returns its path. */
+export function linkOracleProgram(source: string, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  writeFileSync(join(dir, 'p.s'), source);
   execFileSync('as', ['--32', '-o', join(dir, 'p.o'), join(dir, 'p.s')], { stdio: ['ignore', 'ignore', 'pipe'] });
   execFileSync('ld', ['-m', 'elf_i386', '-n', '-Ttext=0x100000', '-e', '_start', '-o', join(dir, 'p.elf'), join(dir, 'p.o')], { stdio: ['ignore', 'ignore', 'pipe'] });
   return join(dir, 'p.elf');
+}
+
+/** Assembles and links the SSE program for `cases`; returns its path. */
+export function buildProgram(cases: readonly SseCase[]): string {
+  return linkOracleProgram(programSource(cases), 'sse-oracle-');
 }
