@@ -10,7 +10,7 @@
  * FSW, the abridged tag byte and the eight sign/exponent words, and MM1.
  */
 
-import { MODES, Rng, f32Lanes, f64Lanes, hexBytes, intLanes, linkOracleProgram } from './qemu-oracle.js';
+import { MODES, Rng, caseTail, f32Lanes, f64Lanes, hexBytes, intLanes, linkOracleProgram, printResultAsm } from './qemu-oracle.js';
 
 export interface MmxCase {
   /**
@@ -129,19 +129,11 @@ export function mmxProgramSource(cases: readonly MmxCase[]): string {
     'and dword ptr [res + 28], 0x8d5', 'stmxcsr [res + 32]',
     'mov ax, [fxout + 2]', 'mov [res + 36], ax', 'mov al, [fxout + 4]', 'mov [res + 38], al');
   for (let i = 0; i < 8; i++) lines.push(`mov ax, [fxout + ${40 + 16 * i}]`, `mov [res + ${39 + 2 * i}], ax`);
-  lines.push('movq [res + 55], mm1',
-    'mov esi, offset res', `mov ecx, ${MMX_RESULT_BYTES}`,
-    '2: movzx ebx, byte ptr [esi]', 'mov eax, ebx', 'shr eax, 4', 'call nib', 'mov eax, ebx', 'and eax, 15', 'call nib',
-    'inc esi', 'dec ecx', 'jnz 2b', 'mov al, 10', 'mov dx, 0x3f8', 'out dx, al', 'ret',
-    'nib:', 'cmp al, 10', 'jb 3f', 'add al, 39', '3: add al, 48', 'mov dx, 0x3f8', 'out dx, al', 'ret');
+  lines.push('movq [res + 55], mm1', ...printResultAsm(MMX_RESULT_BYTES));
   lines.push('.section .data', '.balign 16');
   cases.forEach((c, i) => {
-    const tail = new Uint8Array(16);
-    const v = new DataView(tail.buffer);
-    v.setUint32(0, c.mxcsr, true);
-    v.setUint32(4, c.eax >>> 0, true);
     lines.push(`case${i}: .byte ${hexBytes(c.mm0)},${hexBytes(c.mm1)}`, `.byte ${hexBytes(c.xmm0)}`, `.byte ${hexBytes(c.xmm1)}`,
-      `.byte ${hexBytes(tail)}`);
+      `.byte ${hexBytes(caseTail(c.mxcsr, c.eax))}`);
   });
   // The FXRSTOR template: FCW 0x037F, FSW 0 (TOP 0), R0/R1 valid with exponents 0x4001/0xC002, the rest empty, MXCSR 0x1F80.
   lines.push('.balign 16', 'template: .word 0x037f, 0', '.byte 0x03, 0', '.space 18', '.long 0x1f80, 0xffff',

@@ -206,6 +206,28 @@ export function hexBytes(bytes: Uint8Array): string {
   return Array.from(bytes, (x) => '0x' + x.toString(16)).join(',');
 }
 
+/** The 16 bytes after a case's operands: MXCSR to load, then EAX. */
+export function caseTail(mxcsr: number, eax: number): Uint8Array {
+  const tail = new Uint8Array(16);
+  const v = new DataView(tail.buffer);
+  v.setUint32(0, mxcsr, true);
+  v.setUint32(4, eax >>> 0, true);
+  return tail;
+}
+
+/**
+ * The end of a `dump` routine: prints `count` bytes at `res` as hex on COM1,
+ * then a newline, and returns (with its `nib` helper after it).
+ */
+export function printResultAsm(count: number): string[] {
+  return [
+    'mov esi, offset res', `mov ecx, ${count}`,
+    '2: movzx ebx, byte ptr [esi]', 'mov eax, ebx', 'shr eax, 4', 'call nib', 'mov eax, ebx', 'and eax, 15', 'call nib',
+    'inc esi', 'dec ecx', 'jnz 2b', 'mov al, 10', 'mov dx, 0x3f8', 'out dx, al', 'ret',
+    'nib:', 'cmp al, 10', 'jb 3f', 'add al, 39', '3: add al, 48', 'mov dx, 0x3f8', 'out dx, al', 'ret',
+  ];
+}
+
 /** GNU as source of the multiboot program for `cases` (32-bit, Intel syntax). */
 export function programSource(cases: readonly SseCase[]): string {
   const lines: string[] = [];
@@ -232,17 +254,10 @@ export function programSource(cases: readonly SseCase[]): string {
   });
   lines.push('mov dx, 0xf4', 'mov eax, 0', 'out dx, eax', '1: hlt', 'jmp 1b');
   // dump: 28 bytes at res as hex (EFLAGS masked to the arithmetic flags), then "\n".
-  lines.push('dump:', 'and dword ptr [res + 20], 0x8d5', 'mov esi, offset res', 'mov ecx, 28',
-    '2: movzx ebx, byte ptr [esi]', 'mov eax, ebx', 'shr eax, 4', 'call nib', 'mov eax, ebx', 'and eax, 15', 'call nib',
-    'inc esi', 'dec ecx', 'jnz 2b', 'mov al, 10', 'mov dx, 0x3f8', 'out dx, al', 'ret',
-    'nib:', 'cmp al, 10', 'jb 3f', 'add al, 39', '3: add al, 48', 'mov dx, 0x3f8', 'out dx, al', 'ret');
+  lines.push('dump:', 'and dword ptr [res + 20], 0x8d5', ...printResultAsm(28));
   lines.push('.section .data', '.balign 16');
   cases.forEach((c, i) => {
-    const tail = new Uint8Array(16);
-    const v = new DataView(tail.buffer);
-    v.setUint32(0, c.mxcsr, true);
-    v.setUint32(4, c.eax >>> 0, true);
-    lines.push(`case${i}: .byte ${hexBytes(c.a)}`, `.byte ${hexBytes(c.b)}`, `.byte ${hexBytes(tail)}`);
+    lines.push(`case${i}: .byte ${hexBytes(c.a)}`, `.byte ${hexBytes(c.b)}`, `.byte ${hexBytes(caseTail(c.mxcsr, c.eax))}`);
   });
   lines.push('.balign 16', 'src: .space 48', 'res: .space 32', 'dst: .space 48', '.balign 16', 'fxarea: .space 512', '.section .bss', '.balign 16', '.space 8192', 'stack_top:');
   return lines.join('\n') + '\n';
