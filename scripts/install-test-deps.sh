@@ -6,10 +6,11 @@
 #   nasm             assembles one of the loader's test kernels
 #   debootstrap, e2fsprogs  the Debian root filesystem builder
 #   iproute2, iputils-ping  network namespaces and taps; the host pings a guest over virtio-net
+#   libc6-dev        libc.a, for the statically linked guest programs (tests/guests/linux-user)
 # Everything else the tests need (gcc, binutils, python3, make, g++) is on the machine already.
 # Without root or apt it does nothing and says so; the tests that need a missing tool skip with a reason.
 set -euo pipefail
-packages=(qemu-system-x86 acpica-tools cpio nasm debootstrap e2fsprogs iproute2 iputils-ping)
+packages=(qemu-system-x86 acpica-tools cpio nasm debootstrap e2fsprogs iproute2 iputils-ping libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
