@@ -604,6 +604,19 @@ export class Cpu {
     this.writeSlow(lin + 4, 4, hi);
   }
 
+  /**
+   * The wasm offset of linear `lin` when the TLB already maps its page for a
+   * read (or a write) at the current privilege, else -1. No walk, no fault:
+   * callers fall back to the element-by-element path.
+   */
+  mappedOffset(lin: number, write: boolean): number {
+    const idx = (write ? this.wrSet : this.rdSet) + ((lin >>> 12) & TLB_MASK);
+    const off = lin & 0xfff;
+    if (this.tlbTag[idx] !== lin - off) return -1;
+    const o = this.tlbOff[idx];
+    return o >= 0 ? o + off : -1;
+  }
+
   /** Checks that `size` bytes at `lin` may be written (TLB hit, or a page walk that raises the write fault). */
   probeWrite(lin: number, size: number): void {
     const idx = this.wrSet + ((lin >>> 12) & TLB_MASK);

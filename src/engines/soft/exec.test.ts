@@ -280,6 +280,86 @@ void test('bit operations, byte swaps, extensions, CMOV/SETcc, XADD/CMPXCHG', as
   assert.equal(values.length, 26);
 });
 
+void test('REP MOVS/STOS in bulk: overlapping copies, page crossings, chunks and element sizes give the element-by-element result', async () => {
+  const { values } = await run64(`
+    cld
+    mov byte ptr [0x300000], 0x5a
+    mov rsi, 0x300000
+    mov rdi, 0x300001
+    mov rcx, 100
+    rep movsb
+    mov rax, [0x300040]
+    st rax
+    st rsi
+    st rdi
+    mov rdi, 0x302ff8
+    mov eax, 0x11223344
+    mov rcx, 4
+    rep stosd
+    mov rax, [0x302ff8]
+    st rax
+    mov rax, [0x303000]
+    st rax
+    st rdi
+    mov rdi, 0x304000
+    xor eax, eax
+  fill:
+    mov [rdi + rax * 8], rax
+    inc rax
+    cmp rax, 1024
+    jne fill
+    mov rsi, 0x304000
+    mov rdi, 0x306004
+    mov rcx, 1024
+    rep movsq
+    st rsi
+    st rcx
+    xor ebx, ebx
+    xor eax, eax
+  sum:
+    add rbx, [0x306004 + rax * 8]
+    inc rax
+    cmp rax, 1024
+    jne sum
+    st rbx
+    mov rax, [0x306004 + 1023 * 8]
+    st rax
+    mov rsi, 0x308000
+    mov qword ptr [rsi], 1
+    mov qword ptr [rsi + 8], 2
+    lea rdi, [rsi + 16]
+    mov rcx, 6
+    rep movsq
+    mov rax, [0x308030]
+    st rax
+    mov rax, [0x308038]
+    st rax
+    mov byte ptr [0x310000 + 10000], 0x77
+    mov rdi, 0x310000
+    mov al, 0xc3
+    mov ecx, 10000
+    rep stosb
+    movzx eax, byte ptr [0x310000 + 9999]
+    st rax
+    movzx eax, byte ptr [0x310000 + 10000]
+    st rax
+    mov rdi, 0x312ffe
+    mov ax, 0xbeef
+    mov rcx, 3
+    rep stosw
+    mov eax, [0x313000]
+    st rax
+  `);
+  assert.deepEqual(values, [
+    0x5a5a5a5a5a5a5a5an, 0x300064n, 0x300065n,
+    0x1122334411223344n, 0x1122334411223344n, 0x303008n,
+    0x306000n, 0n, 523776n, 1023n,
+    1n, 2n,
+    0xc3n, 0x77n,
+    0xbeefbeefn,
+  ]);
+});
+
 void test('string instructions with REP/REPE/REPNE, LOOP, ENTER/LEAVE, CALL/RET', async () => {
   const { values } = await run64(`
     mov rsi, 0x300000

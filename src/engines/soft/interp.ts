@@ -1513,6 +1513,55 @@ function segLin(c: Cpu, seg: number, off: number): number {
   return (c.segBase[seg] + off) >>> 0;
 }
 
+/**
+ * REP MOVS / REP STOS going forward (32- or 64-bit addresses), as many whole
+ * elements as fit in the current page of the destination (and source) at
+ * once: one copyWithin or fill instead of one access per element, with the
+ * same result. Only when the TLB already maps both pages (the write set never
+ * maps code pages or pages whose dirty bit is clear, so those, MMIO and
+ * faults stay on the element path) and a MOVS source does not overlap the
+ * destination ahead of it. Advances RSI/RDI; returns the elements done (the
+ * caller updates RCX), 0 when the element path must take the next one.
+ */
+function bulkMovsStos(c: Cpu, kind: number, size: number, asz: number, srcSeg: number, dstSeg: number, limit: number): number {
+  const di = getIndex(c, 7, asz);
+  const dLin = segLin(c, dstSeg, di);
+  let n = Math.min(limit, Math.floor((4096 - (dLin & 0xfff)) / size));
+  let si = 0;
+  let src = -1;
+  if (kind === 0xa4) {
+    si = getIndex(c, 6, asz);
+    const sLin = segLin(c, srcSeg, si);
+    n = Math.min(n, Math.floor((4096 - (sLin & 0xfff)) / size));
+    if (n < 2) return 0;
+    src = c.mappedOffset(sLin, false);
+    if (src < 0) return 0;
+  }
+  if (n < 2) return 0;
+  const dst = c.mappedOffset(dLin, true);
+  if (dst < 0) return 0;
+  const mem = c.mem;
+  if (kind === 0xa4) {
+    // Element by element, a destination ahead of the source inside the range would re-read copied bytes.
+    if (dst > src && dst < src + n * size) n = Math.floor((dst - src) / size);
+    if (n < 2) return 0;
+    mem.copyWithin(dst, src, src + n * size);
+    setIndex(c, 6, asz, wrapIndex(si + n * size, asz));
+  } else if (size === 1) {
+    mem.fill(c.lo[0] & 0xff, dst, dst + n);
+  } else {
+    const dv = c.dv;
+    const lo = c.lo[0];
+    const hi = c.hi[0];
+    const end = dst + n * size;
+    if (size === 2) for (let o = dst; o < end; o += 2) dv.setUint16(o, lo & 0xffff, true);
+    else if (size === 4) for (let o = dst; o < end; o += 4) dv.setInt32(o, lo, true);
+    else for (let o = dst; o < end; o += 8) { dv.setInt32(o, lo, true); dv.setInt32(o + 4, hi, true); }
+  }
+  setIndex(c, 7, asz, wrapIndex(di + n * size, asz));
+  return n;
+}
+
 function stringOp(c: Cpu, f: number, op: number): void {
   const size = (op & 1) === 0 ? 1 : osz(f);
   const asz = addrSize(f);
@@ -1524,7 +1573,19 @@ function stringOp(c: Cpu, f: number, op: number): void {
   let count = rep ? countReg(c, asz) : 1;
   if (count === 0) return;
   let n = 0;
+  const bulk = rep && step > 0 && asz !== 2 && (kind === 0xa4 || kind === 0xaa);
   for (;;) {
+    if (bulk) {
+      const done = bulkMovsStos(c, kind, size, asz, srcSeg, dstSeg, Math.min(count, REP_CHUNK - n));
+      if (done > 0) {
+        count -= done;
+        setIndex(c, 1, asz, count);
+        if (count === 0) return;
+        n += done;
+        if (n >= REP_CHUNK) { c.nextRip = c.rip; return; }
+        continue;
+      }
+    }
     let si = getIndex(c, 6, asz);
     let di = getIndex(c, 7, asz);
     switch (kind) {
