@@ -37,13 +37,22 @@ test('loop with br_if sums 1..n in an i64 local and stores it', () => {
 
 test('i64 constants of every size round-trip through memory', () => {
   const mem = new WasmMemory({ initial: 1, maximum: 1 });
-  const values: Array<[number, number]> = [[0, 0], [-1, -1], [0x12345678, 0x9abcdef0 | 0], [0x80000000 | 0, 0x7fffffff], [63, 0], [64, 0], [-64, -1], [-65, -1]];
+  const values: Array<[number, number]> = [[0, 0], [-1, -1], [0x12345678, 0x9abcdef0 | 0], [0x80000000 | 0, 0x7fffffff], [63, 0], [64, 0], [-64, -1], [-65, -1],
+    [0, 0x80000000 | 0], [-1, 0x7fffffff], [0x80000000 | 0, -1], [0x7fffffff, 0], [0x80000000 | 0, 0], [0, 1], [0, -1], [-1, 0], [0x2000, 0], [-0x2000, -1], [0x1fff, 0], [-0x2001, -1]];
   for (const [lo, hi] of values) {
     const w = new CodeWriter().i32Const(8).i64Const(lo, hi).mem(Op.i64Store, 3, 0).i32Const(0);
     instantiate(emitModule({ pages: 1, shared: false }, { params: [], results: [I32], locals: [], body: w }), mem)();
     const dv = new DataView(mem.buffer);
     assert.equal(dv.getInt32(8, true), lo);
     assert.equal(dv.getInt32(12, true), hi);
+  }
+});
+
+test('i32 constants of every size round-trip through memory', () => {
+  const mem = new WasmMemory({ initial: 1, maximum: 1 });
+  for (const v of [0, 1, -1, 63, 64, -64, -65, 0x1fff, 0x2000, -0x2001, 0x7fffffff, -0x80000000, 0x12345678, -0x12345678, 0xfffff, 0x100000]) {
+    const w = new CodeWriter().i32Const(4).i32Const(v).mem(Op.i32Store, 2, 0).i32Const(4).mem(Op.i32Load, 2, 0);
+    assert.equal(instantiate(emitModule({ pages: 1, shared: false }, { params: [], results: [I32], locals: [], body: w }), mem)(), v);
   }
 });
 

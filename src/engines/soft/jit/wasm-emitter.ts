@@ -36,11 +36,11 @@ export class CodeWriter {
 
   op(code: number): this { this.bytes.push(code); return this; }
   u32(v: number): this { pushU32(this.bytes, v); return this; }
-  i32Const(v: number): this { this.bytes.push(Op.i32Const); pushS64(this.bytes, BigInt(v | 0)); return this; }
+  i32Const(v: number): this { this.bytes.push(Op.i32Const); pushS64(this.bytes, v | 0, v >> 31); return this; }
   /** i64.const of the signed value hi:lo (two int32 halves). */
   i64Const(lo: number, hi: number): this {
     this.bytes.push(Op.i64Const);
-    pushS64(this.bytes, (BigInt(hi | 0) << 32n) | BigInt(lo >>> 0));
+    pushS64(this.bytes, lo, hi);
     return this;
   }
   get(local: number): this { return this.op(Op.localGet).u32(local); }
@@ -140,13 +140,16 @@ function pushU32(out: number[], v: number): void {
   } while (x !== 0);
 }
 
-/** Signed LEB128 (compile time only, so BigInt is fine here). */
-function pushS64(out: number[], v: bigint): void {
-  let x = BigInt.asIntN(64, v);
+/** Signed LEB128 of the 64-bit value hi:lo (two int32 halves), without BigInt. */
+function pushS64(out: number[], lo: number, hi: number): void {
+  let l = lo >>> 0;
+  let h = hi | 0;
   for (;;) {
-    const b = Number(x & 0x7fn);
-    x >>= 7n;
-    const done = (x === 0n && (b & 0x40) === 0) || (x === -1n && (b & 0x40) !== 0);
+    const b = l & 0x7f;
+    // Arithmetic shift of hi:lo right by 7.
+    l = ((l >>> 7) | (h << 25)) >>> 0;
+    h >>= 7;
+    const done = (h === 0 && l === 0 && (b & 0x40) === 0) || (h === -1 && l === 0xffffffff && (b & 0x40) !== 0);
     out.push(done ? b : b | 0x80);
     if (done) return;
   }
