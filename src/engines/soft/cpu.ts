@@ -990,7 +990,10 @@ export class Cpu {
     return this.physRead(this.translate(lin, ACC_EXEC, this.cpl === 3), 1);
   }
 
-  /** Decodes the instruction at RIP if needed; returns the word index of its record. */
+  /**
+   * Decodes the instruction at RIP if needed; returns the word index of its
+   * record, or -1 when a translated block starting there ran instead.
+   */
   private fetchDecode(): number {
     const rip = this.rip;
     const lin = this.long64 ? rip : (this.csBase + rip) >>> 0;
@@ -1027,6 +1030,9 @@ export class Cpu {
         if ((off & 0xfff) + len <= 0x1000) code.tags[slot] = tag;
         else code.records[b + D_FLAGS] |= F_CROSSES_PAGE;
       }
+      // A branch into another page lands here: a translated block may start at its target too.
+      const jit = this.jit;
+      if (jit !== null && code.tags[slot] === tag && jit.enter(this, slot, tag, off)) return -1;
       return b;
     }
     const b = code.scratch;
@@ -1056,6 +1062,7 @@ export class Cpu {
         b = slot << D_SHIFT;
       } else b = this.fetchDecode();
     } else b = this.fetchDecode();
+    if (b < 0) return; // a translated block ran instead
     const recs = code.records;
     const next = rip + recs[b + D_LEN];
     const size = this.codeSize;
