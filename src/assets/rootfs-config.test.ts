@@ -36,6 +36,11 @@ test('systemd-networkd gets DHCP on virtio-net names, and the getty and networkd
   assert.ok(links.some((l) => l.path.includes('multi-user.target.wants/systemd-networkd.service')));
 });
 
+test('e2scrub_reap (an idle-priority LVM snapshot reaper) is masked', () => {
+  const mask = rootfsSymlinks().find((l) => l.path === '/etc/systemd/system/e2scrub_reap.service');
+  assert.equal(mask?.target, '/dev/null');
+});
+
 test('systemd waits 10 minutes for units and devices (the soft engine needs minutes before udev announces ttyS0)', () => {
   const conf = rootfsFiles().find((f) => f.path === '/etc/systemd/system.conf.d/typevisor.conf')!;
   const lines = conf.content.split('\n');

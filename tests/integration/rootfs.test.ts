@@ -92,6 +92,7 @@ describe('typevisor assets rootfs', { skip: skipReason() }, () => {
     assert.match(debugfs(built.image, 'cat /etc/systemd/system/serial-getty@ttyS0.service.d/typevisor.conf'), /^ExecStart=-\/sbin\/agetty .*--noclear/m);
     assert.match(debugfs(built.image, 'stat /etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service'), /Type: symlink/);
     assert.match(debugfs(built.image, 'stat /etc/systemd/system/multi-user.target.wants/systemd-networkd.service'), /Type: symlink/);
+    assert.match(debugfs(built.image, 'stat /etc/systemd/system/e2scrub_reap.service'), /Type: symlink/); // masked
     assert.match(debugfs(built.image, 'cat /etc/shadow'), /^root::/m, 'root has an empty password');
     assert.match(debugfs(built.image, 'stat /usr/sbin/init'), /Fast link dest: "\/lib\/systemd\/systemd"/, 'systemd is init');
     assert.match(debugfs(built.image, 'ls /lib/modules'), /cloud-amd64/);
