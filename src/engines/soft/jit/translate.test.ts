@@ -173,16 +173,28 @@ const DATA_CLASSES: Record<string, Gen> = {
   extend: (n) => { const size = pick(n, [2, 4, 8]); const useRex = size === 8 || (n() & 1) === 0; const dst = useRex ? pick(n, FREE) : pick(n, [0, 2, 5, 6, 7]);
     const src = useRex ? anyReg(n) : n() % 8; const op = pick(n, [0xb6, 0xb7, 0xbe, 0xbf, 0x63]); const rm = (n() & 1) === 0 ? -1 : src;
     return encode(size, useRex, op === 0x63 ? [0x63] : [0x0f, op], dst, rm, dataDisp(n, 4), []); },
-  shiftAll: (n) => { const size = anySize(n); const o = operands(n, size); const sub = pick(n, [4, 5, 6, 7]); const rm = (n() & 1) === 0 ? -1 : o.dst; const disp = dataDisp(n, size);
+  shiftAll: (n) => { const size = anySize(n); const o = operands(n, size); const sub = pick(n, [0, 1, 4, 5, 6, 7]); const rm = (n() & 1) === 0 ? -1 : o.dst; const disp = dataDisp(n, size);
     const f = n() % 3;
     if (f === 0) return encode(size, o.useRex, [sized(0xc0, size)], sub, rm, disp, [n() & 0xff]);
     return encode(size, o.useRex, [sized(f === 1 ? 0xd0 : 0xd2, size)], sub, rm, disp, []); },
+  rotateFlags: (n) => { const size = anySize(n); const o = operands(n, size); const rm = (n() & 3) === 0 ? -1 : o.dst; const disp = dataDisp(n, size);
+    const f = n() % 4; const sub = n() & 1;
+    if (f === 0) return encode(size, o.useRex, [sized(0xc0, size)], sub, rm, disp, [n() & 0xff]);
+    if (f === 1) return encode(size, o.useRex, [sized(0xd0, size)], sub, rm, disp, []);
+    if (f === 2) return encode(size, o.useRex, [sized(0xd2, size)], sub, rm, disp, []);
+    if ((n() & 1) === 0) return CLASSES.aluRR(n); // a writer whose AF, ZF, SF, PF a rotate keeps
+    return [0x0f, 0x90 | (n() & 15), modrm(3, 0, pick(n, [0, 2]))]; }, // SETcc AL/DL reads the flags a rotate kept
   condMem: (n) => { const cc = n() & 15;
     if ((n() & 1) === 0) return [0x0f, 0x90 | cc, modrm(2, 0, 3), ...imm32(dataDisp(n, 1))];
     const size = pick(n, [2, 4, 8]); return encode(size, true, [0x0f, 0x40 | cc], pick(n, FREE), (n() & 1) === 0 ? -1 : anyReg(n), dataDisp(n, size), []); },
   nops: (n) => NOPS[n() % NOPS.length],
 };
 Object.assign(CLASSES, DATA_CLASSES);
+
+/** body / LOOP body / hlt (RCX counts; LOOP leaves the flags alone and is not translated). */
+function loopInstructionProgram(body: number[]): Uint8Array {
+  return Uint8Array.from([...body, 0xe2, (-(body.length + 2)) & 0xff, 0xf4]);
+}
 
 /** Instructions the translator takes into the block at the start of `code`. */
 function translatedCount(code: Uint8Array): number {
@@ -217,9 +229,12 @@ for (const name of Object.keys(CLASSES)) {
     for (let trial = 0; trial < 40; trial++) {
       const body: number[] = [];
       for (let i = 0; i < 6; i++) body.push(...CLASSES[name](next));
-      const program = loopProgram(body);
-      const r = compare(program, randomInit(next), `${name} trial ${trial}: ${body.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
-      assert.equal(translatedCount(program), 8, `${name} trial ${trial}: the whole loop is one block`);
+      // Odd trials end the body with LOOP (not translated, flags untouched): the block exits before it, so the
+      // final RFLAGS are the body's (the record stored at an exit); even trials loop inside wasm with SUB/JNZ.
+      const viaLoop = (trial & 1) === 1;
+      const program = viaLoop ? loopInstructionProgram(body) : loopProgram(body);
+      const r = compare(program, randomInit(next), `${name} trial ${trial}${viaLoop ? ' (LOOP)' : ''}: ${body.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+      assert.equal(translatedCount(program), viaLoop ? 6 : 8, `${name} trial ${trial}: the whole body is one block`);
       entries += r.entries;
     }
     assert.ok(entries > 0, 'blocks ran');
@@ -272,6 +287,21 @@ test('a read-modify-write of a read-only page exits to the interpreter (write pr
   assert.equal(b.readOnly, a.readOnly, 'the read-only page is unchanged');
   assert.deepEqual({ ...b, translated: 0, entries: 0 }, { ...a, translated: 0, entries: 0 });
   assert.ok(b.translated >= 1);
+});
+
+test('materialized flags (after a rotate) survive a block that exits before writing flags', () => {
+  // mov edx, 5 / mov eax, [rbx+0xffe] (crosses a page: always exits) / setc dl / seto dh / setp sil / sets dil /
+  // add eax, edx / rol eax, 3 / loop. From the second pass the block at the start enters with the rotate's
+  // materialized flags and exits after one instruction; the next block reads them.
+  const body = [0xba, 5, 0, 0, 0, 0x8b, 0x83, ...imm32(0xffe), 0x0f, 0x92, 0xc2, 0x0f, 0x90, 0xc6, 0x40, 0x0f, 0x9a, 0xc6, 0x40, 0x0f, 0x98, 0xc7,
+    0x01, 0xd0, 0xc1, 0xc0, 0x03];
+  for (const disp of [0xffe, 0x1ffd, 0xfff, 0x1ffe]) {
+    const code = loopInstructionProgram(body);
+    code.set(imm32(disp), 7);
+    // Two passes: the second (translated) one's SETcc results are the final register values.
+    const r = compare(code, (cpu) => { cpu.lo[3] = DATA; cpu.lo[1] = 2; }, `disp ${disp}`);
+    assert.ok(r.entries >= 2);
+  }
 });
 
 test('self-modifying code drops the translated block', () => {

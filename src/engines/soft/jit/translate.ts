@@ -19,7 +19,7 @@
  * the block wrote them yet.
  */
 
-import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
+import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
 import {
   decode, D_BASE, D_DISP, D_FLAGS, D_IMM, D_IMM2, D_INDEX, D_OP, D_REG, D_RM, D_SCALE, D_STRIDE, DECODE_TOO_LONG,
   F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_MODRM, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
@@ -68,8 +68,9 @@ const T_C = 31; // i32: scratch (carry-in)
 const T_DONE = 32; // i32: instructions completed in earlier iterations of a self-loop
 const T_BUDGET = 33; // i32: instructions the batch still allows
 const T_N = 34; // i64: shift count from CL
+const T_FL = 35; // i32: materialized arithmetic flags (record op L_NONE, after a rotate)
 const LOCAL_TYPES = [
-  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I64,
+  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I64, I32,
 ];
 
 /** The flag writer kinds the block produces (op id in the lazy record). */
@@ -146,8 +147,8 @@ function classify(r: Int32Array, b: number): number {
     case 0xc6: case 0xc7: return rm && sub === 0 ? 1 : 0; // MOV r/m, imm
     case 0xfe: case 0xff: return rm && sub <= 1 ? 1 : 0; // INC/DEC
     case 0xf6: case 0xf7: return rm && sub <= 3 ? 1 : 0; // TEST imm, NOT, NEG
-    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: // SHL SHR SAL SAR
-      return rm && sub >= 4 ? 1 : 0;
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: // ROL ROR SHL SHR SAL SAR (not RCL/RCR)
+      return rm && (sub <= 1 || sub >= 4) ? 1 : 0;
     case 0x69: case 0x6b: case OP_MAP_0F | 0xaf:
       return mod3 && opSize(f) !== 0 ? 1 : 0;
     case 0x8d:
@@ -169,6 +170,11 @@ function readsFlags(op: number, sub: number): boolean {
   if (op >= 0x80 && op <= 0x83) return sub === 2 || sub === 3;
   return (op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x9f)) ||
     (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) || op === 0xfe || op === 0xff;
+}
+
+/** Shift group 2 (C0/C1/D0/D1/D2/D3). */
+function isShift(op: number): boolean {
+  return op === 0xc0 || op === 0xc1 || (op >= 0xd0 && op <= 0xd3);
 }
 
 /** Operand size of a shift (C0-D3) and its count when constant (masked), or -1 for a count in CL. */
@@ -264,16 +270,24 @@ class BlockBuilder {
     };
   }
 
-  /** Static pass: which flag writers are observable. */
+  /**
+   * Static pass, backwards: which flag writers are observable (read by a
+   * later instruction or stored at an exit before the next writer). A rotate
+   * reads the flags before it only when its own result flags are observable.
+   */
   private computeLiveness(): void {
     const r = this.r;
-    let last = -1;
-    for (let k = 0; k < this.count; k++) {
+    let needed = true; // the block's last exit stores the record
+    for (let k = this.count - 1; k >= 0; k--) {
       const b = k * D_STRIDE;
-      if ((readsFlags(r[b + D_OP], r[b + D_REG] & 7) || this.mayExitAt(k)) && last >= 0) this.live[last] = true;
-      if (this.writesFlagsAt(k)) { last = k; this.live[k] = false; }
+      const op = r[b + D_OP];
+      const sub = r[b + D_REG] & 7;
+      const writes = this.writesFlagsAt(k);
+      if (writes) this.live[k] = needed;
+      const rotate = isShift(op) && sub <= 1;
+      const reads: boolean = rotate ? writes && needed : readsFlags(op, sub);
+      needed = (!writes && needed) || reads || this.mayExitAt(k);
     }
-    if (last >= 0) this.live[last] = true;
   }
 
   /** Whether instruction k writes the lazy record (a shift by a constant zero count does not; by CL, zero exits first). */
@@ -326,6 +340,10 @@ class BlockBuilder {
     const word = (i: number): number => S_WORDS + (W_LAZY + i) * 4;
     w.get(L_BASE).i32Const(wr.op).mem(Op.i32Store, 2, word(0));
     w.get(L_BASE).i32Const(wr.size).mem(Op.i32Store, 2, word(1));
+    if (wr.op === L_NONE) { // materialized arithmetic flags in the result word (jit.ts puts them into RFLAGS)
+      w.get(L_BASE).get(T_FL).mem(Op.i32Store, 2, word(2));
+      return;
+    }
     const half = (local: number, at: number): void => {
       w.get(L_BASE).get(local).mem(Op.i64Store32, 2, word(at));
       w.get(L_BASE).get(local).i64Const(32, 0).op(Op.i64ShrU).mem(Op.i64Store32, 2, word(at + 1));
@@ -502,8 +520,21 @@ class BlockBuilder {
       w.get(T_FIN).i32Const(bit).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
       return;
     }
+    if (wr.op === L_NONE) { // materialized flags (after a rotate)
+      w.get(T_FL).i32Const(bit).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
+      return;
+    }
     const size = wr.size;
     switch (bit) {
+      case 4: // AF
+        switch (wr.op) {
+          case L_ADD: case L_ADC: case L_SUB: case L_SBB:
+            w.get(T_A).get(T_B).op(Op.i64Xor).get(T_R).op(Op.i64Xor).op(Op.i32WrapI64).i32Const(4).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
+            return;
+          case L_INC: w.get(T_R).op(Op.i32WrapI64).i32Const(0xf).op(Op.i32And).op(Op.i32Eqz); return;
+          case L_DEC: w.get(T_R).op(Op.i32WrapI64).i32Const(0xf).op(Op.i32And).i32Const(0xf).op(Op.i32Eq); return;
+          default: w.i32Const(0); return;
+        }
       case 6: w.get(T_R).op(Op.i64Eqz); return;
       case 7:
         w.get(T_R);
@@ -798,6 +829,7 @@ class BlockBuilder {
     const fromTop = (): void => { if (count < 0) w.i64Const(bits, 0).get(T_N).op(Op.i64Sub); else w.i64Const(bits - count, 0); };
     const bit0 = (): void => { w.op(Op.i32WrapI64).i32Const(1).op(Op.i32And); };
     const live = this.live[k] === true;
+    if (sub <= 1) { this.rotate(k, sub, size, count, live); return; }
     this.rmLoad(k, size); w.set(T_X);
     if (sub === 7 && size < 8) { // SAR: sign-extend the operand to 64 bits
       w.get(T_X).i64Const(64 - bits, 0).op(Op.i64Shl).i64Const(64 - bits, 0).op(Op.i64ShrS).set(T_X);
@@ -820,6 +852,51 @@ class BlockBuilder {
       }
     }
     this.wrote(k, L_RESULT_CFOF, size);
+    this.rmStore(k, size, () => w.get(T_R));
+  }
+
+  /**
+   * ROL/ROR (count nonzero; in T_N when `count` < 0), as the interpreter:
+   * CF and OF from the result, the other flags kept, so the record becomes
+   * materialized flags (L_NONE, T_FL) built from the flags before it.
+   */
+  private rotate(k: number, sub: number, size: number, count: number, live: boolean): void {
+    const w = this.w;
+    const bits = size * 8;
+    if (live) { // PF AF ZF SF from the flags before the rotate (read before T_R is overwritten)
+      this.flag(2); w.i32Const(2).op(Op.i32Shl);
+      this.flag(4); w.i32Const(4).op(Op.i32Shl).op(Op.i32Or);
+      this.flag(6); w.i32Const(6).op(Op.i32Shl).op(Op.i32Or);
+      this.flag(7); w.i32Const(7).op(Op.i32Shl).op(Op.i32Or);
+      w.set(T_C);
+    }
+    const left = sub === 0;
+    const cnt = (): void => { if (count < 0) w.get(T_N); else w.i64Const(count, 0); };
+    this.rmLoad(k, size); w.set(T_X);
+    if (size === 8) {
+      w.get(T_X); cnt(); w.op(left ? Op.i64Rotl : Op.i64Rotr);
+    } else if (size === 4) {
+      w.get(T_X).op(Op.i32WrapI64); cnt(); w.op(Op.i32WrapI64).op(left ? Op.i32Rotl : Op.i32Rotr).op(Op.i64ExtendI32U);
+    } else { // the count modulo the width; a zero rotation shifts the other half out entirely
+      const k8 = (): void => { if (count < 0) w.get(T_N).i64Const(bits - 1, 0).op(Op.i64And); else w.i64Const(count & (bits - 1), 0); };
+      const rest = (): void => { w.i64Const(bits, 0); k8(); w.op(Op.i64Sub); };
+      w.get(T_X); k8(); w.op(left ? Op.i64Shl : Op.i64ShrU);
+      w.get(T_X); rest(); w.op(left ? Op.i64ShrU : Op.i64Shl);
+      w.op(Op.i64Or);
+      this.mask(size);
+    }
+    w.set(T_R);
+    if (live) {
+      if (left) { // CF = bit 0, OF = MSB ^ CF
+        w.get(T_R).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).set(T_CF);
+        w.get(T_R); this.signOf(size); w.get(T_CF).op(Op.i32Xor).set(T_OF);
+      } else { // CF = MSB, OF = MSB ^ the bit below it
+        w.get(T_R); this.signOf(size); w.set(T_CF);
+        w.get(T_R).i64Const(bits - 2, 0).op(Op.i64ShrU).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).get(T_CF).op(Op.i32Xor).set(T_OF);
+      }
+      w.get(T_C).get(T_CF).op(Op.i32Or).get(T_OF).i32Const(11).op(Op.i32Shl).op(Op.i32Or).set(T_FL);
+    }
+    this.wrote(k, L_NONE, size);
     this.rmStore(k, size, () => w.get(T_R));
   }
 
