@@ -188,6 +188,11 @@ const DATA_CLASSES: Record<string, Gen> = {
     if ((n() & 1) === 0) return [0x0f, 0x90 | cc, modrm(2, 0, 3), ...imm32(dataDisp(n, 1))];
     const size = pick(n, [2, 4, 8]); return encode(size, true, [0x0f, 0x40 | cc], pick(n, FREE), (n() & 1) === 0 ? -1 : anyReg(n), dataDisp(n, size), []); },
   nops: (n) => NOPS[n() % NOPS.length],
+  // FS/GS-based operands (bases set by randomInit); LEA ignores the segment.
+  segMem: (n) => {
+    const gens: Gen[] = [DATA_CLASSES.aluMem, DATA_CLASSES.movAll, DATA_CLASSES.group1, DATA_CLASSES.shiftAll, CLASSES.lea];
+    return [pick(n, [0x64, 0x65]), ...gens[n() % gens.length](n)];
+  },
 };
 Object.assign(CLASSES, DATA_CLASSES);
 
@@ -217,6 +222,7 @@ function randomInit(next: () => number): (cpu: Cpu) => void {
     cpu.lo[3] = DATA; cpu.hi[3] = 0;
     cpu.lo[1] = 3; cpu.hi[1] = 0;
     cpu.lo[4] = 0x80000; cpu.hi[4] = 0;
+    cpu.segBase[4] = 0x100; cpu.segBase[5] = -0x100; // FS, GS
     cpu.setFlags(values[5] & 0x8d5, 0x8d5); // random arithmetic flags on entry (no lazy record)
     if (flagOp === 1) cpu.setLazy(1, 8, values[6], values[7], values[8], values[9], values[10], values[11]); // an ADD record
   };

@@ -22,10 +22,10 @@
 import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
 import {
   decode, D_BASE, D_DISP, D_FLAGS, D_IMM, D_IMM2, D_INDEX, D_OP, D_REG, D_RM, D_SCALE, D_STRIDE, DECODE_TOO_LONG,
-  F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_MODRM, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
+  F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_MODRM, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT, SEG_FS, SEG_GS,
 } from '../decoder.js';
 import { CodeWriter, emitModule, F64, I32, I64, Op, type MemorySpec } from './wasm-emitter.js';
-import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import { S_HI, S_LO, S_SEG_BASE, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
 
 /** Most instructions per block. */
 const MAX_BLOCK = 64;
@@ -158,10 +158,11 @@ function classify(r: Int32Array, b: number): number {
   }
 }
 
-/** Memory operands the translator handles: 64-bit address size, no segment base. */
+/** Memory operands the translator handles: 64-bit address size, flat or FS/GS-based. */
 function memoryOperandOk(r: Int32Array, b: number): boolean {
   const f = r[b + D_FLAGS];
-  return ((f >> F_ASIZE_SHIFT) & 3) === 2 && ((f >> F_SEG_SHIFT) & 7) === SEG_FLAT;
+  const seg = (f >> F_SEG_SHIFT) & 7;
+  return ((f >> F_ASIZE_SHIFT) & 3) === 2 && (seg === SEG_FLAT || seg === SEG_FS || seg === SEG_GS);
 }
 
 /** Whether the instruction reads flags: conditions (Jcc, SETcc, CMOVcc), ADC/SBB, INC/DEC (they keep CF). */
@@ -453,6 +454,18 @@ class BlockBuilder {
     this.mask(size);
   }
 
+  /**
+   * Pushes the 64-bit linear address of the memory operand of instruction k:
+   * the offset plus the FS/GS base (Cpu.segBase, canonical, in the state
+   * area) when it names one. The sum wraps like the interpreter's exact sum
+   * wherever the result can be canonical; other results miss the TLB.
+   */
+  private linear(k: number): void {
+    this.address(k);
+    const seg = (this.r[k * D_STRIDE + D_FLAGS] >> F_SEG_SHIFT) & 7;
+    if (seg !== SEG_FLAT) this.w.get(L_BASE).mem(Op.f64Load, 3, S_SEG_BASE + seg * 8).op(Op.i64TruncF64S).op(Op.i64Add);
+  }
+
   /** Pushes the 64-bit offset of the memory operand of instruction k (base + index << scale + disp, or RIP-relative). */
   private address(k: number): void {
     const w = this.w;
@@ -481,7 +494,7 @@ class BlockBuilder {
    */
   private probe(k: number, size: number, write: boolean): void {
     const w = this.w;
-    this.address(k);
+    this.linear(k);
     w.set(T_LIN);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(0xfff).op(Op.i32And).set(T_PO);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(12).op(Op.i32ShrU).i32Const(TLB_MASK).op(Op.i32And)
