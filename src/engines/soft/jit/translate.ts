@@ -69,8 +69,10 @@ const T_DONE = 32; // i32: instructions completed in earlier iterations of a sel
 const T_BUDGET = 33; // i32: instructions the batch still allows
 const T_N = 34; // i64: shift count from CL
 const T_FL = 35; // i32: materialized arithmetic flags (record op L_NONE, after a rotate)
+const T_P = 36; // i64: scratch (wide multiply, divide)
+const T_Q = 37; // i64: scratch
 const LOCAL_TYPES = [
-  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I64, I32,
+  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I64, I32, I64, I64,
 ];
 
 /** The flag writer kinds the block produces (op id in the lazy record). */
@@ -143,14 +145,16 @@ function classify(r: Int32Array, b: number): number {
     case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf: // MOVZX/MOVSX
       return rm ? 1 : 0;
     case 0xa8: case 0xa9: return 1; // TEST acc, imm
+    case 0x98: case 0x99: return 1; // CBW/CWDE/CDQE, CWD/CDQ/CQO
     case 0x90: return (f & F_REX) !== 0 && (r[b + D_REG] & 8) !== 0 ? 0 : 1; // NOP (with REX.B it is XCHG r8, rAX)
     case 0xc6: case 0xc7: return rm && sub === 0 ? 1 : 0; // MOV r/m, imm
     case 0xfe: case 0xff: return rm && sub <= 1 ? 1 : 0; // INC/DEC
-    case 0xf6: case 0xf7: return rm && sub <= 3 ? 1 : 0; // TEST imm, NOT, NEG
+    case 0xf6: return rm && sub <= 3 ? 1 : 0; // TEST imm, NOT, NEG
+    case 0xf7: return rm && (sub <= 3 || opSize(f) !== 0) ? 1 : 0; // and MUL/IMUL/DIV/IDIV at 32/64 bits
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: // ROL ROR SHL SHR SAL SAR (not RCL/RCR)
       return rm && (sub <= 1 || sub >= 4) ? 1 : 0;
     case 0x69: case 0x6b: case OP_MAP_0F | 0xaf:
-      return mod3 && opSize(f) !== 0 ? 1 : 0;
+      return rm && opSize(f) !== 0 ? 1 : 0;
     case 0x8d:
       return !mod3 && opSize(f) !== 0 && ((f >> F_ASIZE_SHIFT) & 3) === 2 ? 1 : 0;
     default:
@@ -301,7 +305,10 @@ class BlockBuilder {
       case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0xa8: case 0xa9:
       case 0x69: case 0x6b: case OP_MAP_0F | 0xaf: case 0xfe: case 0xff: case 0xd2: case 0xd3:
         return true;
-      case 0xf6: case 0xf7: return (r[b + D_REG] & 7) !== 2; // NOT leaves flags alone
+      case 0xf6: case 0xf7: { // NOT leaves flags alone, DIV/IDIV too (in the interpreter)
+        const sub = r[b + D_REG] & 7;
+        return sub !== 2 && sub < 6;
+      }
       case 0xc0: case 0xc1: case 0xd0: case 0xd1: return shiftCount(op, r[b + D_FLAGS], r[b + D_IMM]) !== 0;
       default: return false;
     }
@@ -313,6 +320,7 @@ class BlockBuilder {
     const r = this.r;
     const op = r[b + D_OP];
     if (op === 0xd2 || op === 0xd3) return true;
+    if (op === 0xf7 && (r[b + D_REG] & 7) >= 6) return true; // DIV/IDIV: #DE and the wide cases go to the interpreter
     const f = r[b + D_FLAGS];
     return (f & F_MODRM) !== 0 && (f & F_MOD3) === 0 && op !== 0x8d && !isHintNop(op);
   }
@@ -647,7 +655,6 @@ class BlockBuilder {
     const f = r[b + D_FLAGS];
     const size = opSize(f);
     const n = r[b + D_REG];
-    const m = r[b + D_RM];
     const imm = r[b + D_IMM];
     const mod3 = (f & F_MOD3) !== 0;
     const jcc = (op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x8f));
@@ -732,6 +739,17 @@ class BlockBuilder {
         return;
       }
       case 0x90: return; // NOP
+      case 0x98: { // CBW/CWDE/CDQE: rAX = the sign extension of its lower half
+        const sz = wordSize(f);
+        const half = sz * 4;
+        this.writeReg(0, sz, f, () => { w.get(reg(0)).i64Const(64 - half, 0).op(Op.i64Shl).i64Const(64 - half, 0).op(Op.i64ShrS); this.mask(sz); });
+        return;
+      }
+      case 0x99: { // CWD/CDQ/CQO: rDX = the sign of rAX, repeated
+        const sz = wordSize(f);
+        this.writeReg(2, sz, f, () => { w.get(reg(0)).i64Const(64 - sz * 8, 0).op(Op.i64Shl).i64Const(63, 0).op(Op.i64ShrS); this.mask(sz); });
+        return;
+      }
       case 0x8d: // LEA (64-bit address size)
         this.address(k); this.mask(size);
         this.setReg(n);
@@ -774,6 +792,7 @@ class BlockBuilder {
       case 0xf6: case 0xf7: { // group 3: TEST r/m, imm / NOT / NEG
         const sz = op === 0xf6 ? 1 : wordSize(f);
         const sub = n & 7;
+        if (sub >= 4) { if (sub < 6) this.mulAcc(k, sz, sub === 5); else this.divAcc(k, sz, sub === 7); return; }
         this.probeRm(k, sz, sub >= 2);
         if (sub <= 1) this.alu(k, 4, sz, () => this.rmLoad(k, sz), () => this.imm(imm, sz), null);
         else if (sub === 2) this.rmStore(k, sz, () => { this.rmLoad(k, sz); w.i64Const(-1, -1).op(Op.i64Xor); this.mask(sz); });
@@ -784,10 +803,10 @@ class BlockBuilder {
         this.shift(k, op, n & 7);
         return;
       case OP_MAP_0F | 0xaf:
-        this.imul(k, size, n, m, null);
+        this.imul(k, size, n, null);
         return;
       case 0x69: case 0x6b:
-        this.imul(k, size, n, m, imm);
+        this.imul(k, size, n, imm);
         return;
       default:
         throw new Error(`translate: unexpected opcode ${op.toString(16)} (mod3 ${mod3})`);
@@ -913,12 +932,106 @@ class BlockBuilder {
     this.rmStore(k, size, () => w.get(T_R));
   }
 
-  /** IMUL r, r/m (imm === null) or IMUL r, r/m, imm: the truncated product, CF = OF = signed overflow. */
-  private imul(k: number, size: number, n: number, m: number, imm: number | null): void {
+  /**
+   * MUL/IMUL r/m (F7 /4 /5, 32 or 64 bits): rDX:rAX = rAX * r/m; CF = OF =
+   * the high half is significant; the record is the low half (as the
+   * interpreter's setResultFlags). The 64-bit high half comes from 32-bit
+   * partial products (signed: corrected by the operands' signs).
+   */
+  private mulAcc(k: number, size: number, signed: boolean): void {
     const w = this.w;
     const live = this.live[k] === true;
+    this.probeRm(k, size, false);
+    if (size === 4) {
+      const ext = signed ? Op.i64ExtendI32S : Op.i64ExtendI32U;
+      w.get(reg(0)).op(Op.i32WrapI64).op(ext);
+      this.rmLoad(k, 4); w.op(Op.i32WrapI64).op(ext);
+      w.op(Op.i64Mul).set(T_X); // the exact product
+      w.get(T_X).i64Const(-1, 0).op(Op.i64And).set(T_R);
+      if (live) {
+        if (signed) w.get(T_X).get(T_X).op(Op.i32WrapI64).op(Op.i64ExtendI32S).op(Op.i64Ne);
+        else w.get(T_X).i64Const(32, 0).op(Op.i64ShrU).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor);
+        w.tee(T_CF).set(T_OF);
+      }
+      w.get(T_R); this.setReg(0);
+      w.get(T_X).i64Const(32, 0).op(Op.i64ShrU); this.setReg(2);
+    } else {
+      const lo32 = (local: number): void => { w.get(local).i64Const(-1, 0).op(Op.i64And); };
+      const hi32 = (local: number): void => { w.get(local).i64Const(32, 0).op(Op.i64ShrU); };
+      w.get(reg(0)).set(T_A);
+      this.rmLoad(k, 8); w.set(T_B);
+      lo32(T_A); hi32(T_B); w.op(Op.i64Mul).set(T_X); // aL * bH
+      hi32(T_A); lo32(T_B); w.op(Op.i64Mul).set(T_P); // aH * bL
+      lo32(T_A); lo32(T_B); w.op(Op.i64Mul).i64Const(32, 0).op(Op.i64ShrU); // carry out of aL * bL
+      lo32(T_X); w.op(Op.i64Add); lo32(T_P); w.op(Op.i64Add).set(T_Q);
+      hi32(T_A); hi32(T_B); w.op(Op.i64Mul);
+      hi32(T_X); w.op(Op.i64Add); hi32(T_P); w.op(Op.i64Add); hi32(T_Q); w.op(Op.i64Add).set(T_Q); // unsigned high half
+      if (signed) { // minus b when a < 0, minus a when b < 0
+        w.get(T_Q).get(T_B).i64Const(0, 0).get(T_A).i64Const(0, 0).op(Op.i64LtS).op(Op.select).op(Op.i64Sub)
+          .get(T_A).i64Const(0, 0).get(T_B).i64Const(0, 0).op(Op.i64LtS).op(Op.select).op(Op.i64Sub).set(T_Q);
+      }
+      w.get(T_A).get(T_B).op(Op.i64Mul).set(T_R);
+      if (live) {
+        if (signed) w.get(T_Q).get(T_R).i64Const(63, 0).op(Op.i64ShrS).op(Op.i64Ne);
+        else w.get(T_Q).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor);
+        w.tee(T_CF).set(T_OF);
+      }
+      w.get(T_R); this.setReg(0);
+      w.get(T_Q); this.setReg(2);
+    }
+    this.wrote(k, L_RESULT_CFOF, size);
+  }
+
+  /**
+   * DIV/IDIV r/m (F7 /6 /7, 32 or 64 bits). Flags are untouched (as in the
+   * interpreter). A zero divisor, a quotient that does not fit, and at 64
+   * bits a dividend wider than rAX (rDX not the zero or sign extension of
+   * rAX) exit before the instruction: the interpreter raises #DE or divides.
+   */
+  private divAcc(k: number, size: number, signed: boolean): void {
+    const w = this.w;
+    this.probeRm(k, size, false);
+    const bail = (): void => { w.if(); this.exitAt(() => w.i32Const(k), k); w.end(); };
+    if (size === 4) {
+      // T_A = the 64-bit dividend EDX:EAX, T_B = the divisor (sign- or zero-extended).
+      w.get(reg(2)).i64Const(32, 0).op(Op.i64Shl).get(reg(0)).i64Const(-1, 0).op(Op.i64And).op(Op.i64Or).set(T_P);
+      this.rmLoad(k, 4); if (signed) w.op(Op.i32WrapI64).op(Op.i64ExtendI32S); w.set(T_Q);
+      w.get(T_Q).op(Op.i64Eqz); bail();
+      if (signed) {
+        w.get(T_P).i64Const(0, 0x80000000 | 0).op(Op.i64Eq).get(T_Q).i64Const(-1, -1).op(Op.i64Eq).op(Op.i32And); bail();
+        w.get(T_P).get(T_Q).op(Op.i64DivS).set(T_X);
+        w.get(T_X).get(T_X).op(Op.i32WrapI64).op(Op.i64ExtendI32S).op(Op.i64Ne); bail();
+        w.get(T_P).get(T_Q).op(Op.i64RemS).i64Const(-1, 0).op(Op.i64And); this.setReg(2);
+      } else {
+        w.get(T_P).get(T_Q).op(Op.i64DivU).set(T_X);
+        w.get(T_X).i64Const(32, 0).op(Op.i64ShrU).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor); bail();
+        w.get(T_P).get(T_Q).op(Op.i64RemU); this.setReg(2);
+      }
+      w.get(T_X).i64Const(-1, 0).op(Op.i64And); this.setReg(0);
+      return;
+    }
+    this.rmLoad(k, 8); w.set(T_Q);
+    w.get(T_Q).op(Op.i64Eqz); bail();
+    if (signed) {
+      w.get(reg(2)).get(reg(0)).i64Const(63, 0).op(Op.i64ShrS).op(Op.i64Ne); bail();
+      w.get(reg(0)).i64Const(0, 0x80000000 | 0).op(Op.i64Eq).get(T_Q).i64Const(-1, -1).op(Op.i64Eq).op(Op.i32And); bail();
+      w.get(reg(0)).get(T_Q).op(Op.i64DivS).set(T_X);
+      w.get(reg(0)).get(T_Q).op(Op.i64RemS); this.setReg(2);
+    } else {
+      w.get(reg(2)).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor); bail();
+      w.get(reg(0)).get(T_Q).op(Op.i64DivU).set(T_X);
+      w.get(reg(0)).get(T_Q).op(Op.i64RemU); this.setReg(2);
+    }
+    w.get(T_X); this.setReg(0);
+  }
+
+  /** IMUL r, r/m (imm === null) or IMUL r, r/m, imm: the truncated product, CF = OF = signed overflow. */
+  private imul(k: number, size: number, n: number, imm: number | null): void {
+    const w = this.w;
+    const live = this.live[k] === true;
+    this.probeRm(k, size, false);
     if (size === 8) {
-      w.get(reg(m)).set(T_A);
+      this.rmLoad(k, 8); w.set(T_A);
       if (imm === null) w.get(reg(n)).set(T_B); else w.i64Const(imm, imm >> 31).set(T_B);
       w.get(T_A).get(T_B).op(Op.i64Mul).set(T_R);
       if (live) {
@@ -928,7 +1041,7 @@ class BlockBuilder {
           .get(T_R).get(T_A).op(Op.i64DivS).get(T_B).op(Op.i64Ne).end().end().tee(T_CF).set(T_OF);
       }
     } else {
-      w.get(reg(m)).op(Op.i32WrapI64).op(Op.i64ExtendI32S);
+      this.rmLoad(k, 4); w.op(Op.i32WrapI64).op(Op.i64ExtendI32S);
       if (imm === null) w.get(reg(n)).op(Op.i32WrapI64).op(Op.i64ExtendI32S); else w.i64Const(imm, imm >> 31);
       w.op(Op.i64Mul).set(T_X);
       if (live) w.get(T_X).get(T_X).op(Op.i32WrapI64).op(Op.i64ExtendI32S).op(Op.i64Ne).tee(T_CF).set(T_OF);
