@@ -11,12 +11,20 @@
  * branch jumps back to its start loops inside wasm while another full
  * iteration fits the batch budget (W_BUDGET). A memory access that misses
  * the TLB fast path (miss, non-RAM, page-crossing) exits before its
- * instruction with the state exactly as the interpreter would have it there.
+ * instruction with the state exactly as the interpreter would have it there;
+ * a read-modify-write probes the write set. Memory operands may be FS/GS
+ * based (the bases are in the state area, Cpu.segBase). Cases the block
+ * leaves to the interpreter at run time (a shift count of zero in CL, a
+ * divide that may fault or needs 128 bits) exit the same way.
+ * Operand sizes are 8 (AH..BH included), 16, 32 and 64 bits, with the
+ * interpreter's readReg/writeReg merging rules.
  * Flags: the lazy-flag record of the last flag-writing instruction is kept in
  * locals and stored to the state area at each exit (fields as Cpu.setLazy /
  * setResultFlags write them); flags read inside the block are computed from
  * those locals, or from RFLAGS at entry (W_FLAGS_IN) when no instruction of
- * the block wrote them yet.
+ * the block wrote them yet. Rotates, which keep SF/ZF/PF/AF, leave an L_NONE
+ * record: materialized arithmetic flags in the result word (jit.ts moves
+ * them to and from RFLAGS).
  */
 
 import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
