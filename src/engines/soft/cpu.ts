@@ -33,7 +33,7 @@ import {
 } from './arch.js';
 import { X87State } from './fpu/state.js';
 import { Jit } from './jit/jit.js';
-import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, TLB_SET_CAPACITY, W_COUNT } from './jit/state-layout.js';
+import { S_HI, S_LO, S_SEG_BASE, S_TLB_OFF, S_TLB_TAG, S_WORDS, TLB_SET_CAPACITY, W_COUNT } from './jit/state-layout.js';
 
 const PARITY = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
@@ -115,7 +115,8 @@ export class Cpu {
   lazyOF = 0;
 
   readonly segSel = new Int32Array(8);
-  readonly segBase = new Float64Array(8);
+  /** Segment bases: a view of the state area when there is one (translated blocks read FS/GS bases). */
+  readonly segBase: Float64Array;
   readonly segLimit = new Float64Array(8);
   readonly segAttr = new Int32Array(8);
   gdtBase = 0;
@@ -266,6 +267,7 @@ export class Cpu {
     this.lo = area >= 0 ? new Int32Array(buf, area + S_LO, 16) : new Int32Array(16);
     this.hi = area >= 0 ? new Int32Array(buf, area + S_HI, 16) : new Int32Array(16);
     this.jitWords = area >= 0 ? new Int32Array(buf, area + S_WORDS, W_COUNT) : null;
+    this.segBase = area >= 0 ? new Float64Array(buf, area + S_SEG_BASE, 8) : new Float64Array(8);
     // Sized by the area's set capacity (≥ the sets in use), so the views cover every set.
     const tlbEntries = TLB_SET_CAPACITY * TLB_SIZE;
     this.tlbTag = (area >= 0 ? new Float64Array(buf, area + S_TLB_TAG, tlbEntries) : new Float64Array(tlbEntries)).fill(NaN);

@@ -11,6 +11,7 @@
  * prints blocks translated and entries to stderr at exit.
  */
 
+import { ARITH_FLAGS, L_NONE } from '../arch.js';
 import type { CodeCache } from '../code-cache.js';
 import type { Cpu } from '../cpu.js';
 import type { GuestRam } from '../guest-ram.js';
@@ -105,7 +106,8 @@ export class Jit {
     if (block.readsFlagsIn) w[W_FLAGS_IN] = cpu.getFlags();
     if (block.writesFlags) {
       w[W_LAZY] = cpu.lazyOp; w[W_LAZY + 1] = cpu.lazySize;
-      w[W_LAZY + 2] = cpu.lazyRes; w[W_LAZY + 3] = cpu.lazyResHi;
+      // Materialized flags (L_NONE) travel in the result word: blocks write such a record after a rotate.
+      w[W_LAZY + 2] = cpu.lazyOp === L_NONE ? cpu.flags : cpu.lazyRes; w[W_LAZY + 3] = cpu.lazyResHi;
       w[W_LAZY + 4] = cpu.lazyA; w[W_LAZY + 5] = cpu.lazyAHi;
       w[W_LAZY + 6] = cpu.lazyB; w[W_LAZY + 7] = cpu.lazyBHi;
       w[W_LAZY + 8] = cpu.lazyCF; w[W_LAZY + 9] = cpu.lazyOF;
@@ -122,6 +124,7 @@ export class Jit {
       cpu.lazyA = w[W_LAZY + 4]; cpu.lazyAHi = w[W_LAZY + 5];
       cpu.lazyB = w[W_LAZY + 6]; cpu.lazyBHi = w[W_LAZY + 7];
       cpu.lazyCF = w[W_LAZY + 8]; cpu.lazyOF = w[W_LAZY + 9];
+      if (cpu.lazyOp === L_NONE) cpu.flags = (cpu.flags & ~ARITH_FLAGS) | (cpu.lazyRes & ARITH_FLAGS);
     }
     return true;
   }

@@ -21,6 +21,8 @@ export const W_LAZY = 3; // 10 words: op, size, res, resHi, a, aHi, b, bHi, cf, 
 export const W_BUDGET = 13; // instructions the batch still allows (a self-looping block iterates within it)
 export const W_EXIT = 14; // set by the block: instruction index to resume at, or -1 for the taken branch target
 export const W_COUNT = 16;
+/** Float64Array(8): segment bases by segment register (Cpu.segBase is this view); blocks add FS/GS bases. */
+export const S_SEG_BASE = 256;
 /**
  * TLB sets the area has room for: the CPU uses 6 (supervisor/user ×
  * read/write/exec); 8 leaves room for two more (e.g. SMAP with AC set).

@@ -11,21 +11,29 @@
  * branch jumps back to its start loops inside wasm while another full
  * iteration fits the batch budget (W_BUDGET). A memory access that misses
  * the TLB fast path (miss, non-RAM, page-crossing) exits before its
- * instruction with the state exactly as the interpreter would have it there.
+ * instruction with the state exactly as the interpreter would have it there;
+ * a read-modify-write probes the write set. Memory operands may be FS/GS
+ * based (the bases are in the state area, Cpu.segBase). Cases the block
+ * leaves to the interpreter at run time (a shift count of zero in CL, a
+ * divide that may fault or needs 128 bits) exit the same way.
+ * Operand sizes are 8 (AH..BH included), 16, 32 and 64 bits, with the
+ * interpreter's readReg/writeReg merging rules.
  * Flags: the lazy-flag record of the last flag-writing instruction is kept in
  * locals and stored to the state area at each exit (fields as Cpu.setLazy /
  * setResultFlags write them); flags read inside the block are computed from
  * those locals, or from RFLAGS at entry (W_FLAGS_IN) when no instruction of
- * the block wrote them yet.
+ * the block wrote them yet. Rotates, which keep SF/ZF/PF/AF, leave an L_NONE
+ * record: materialized arithmetic flags in the result word (jit.ts moves
+ * them to and from RFLAGS).
  */
 
-import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
+import { L_ADC, L_ADD, L_DEC, L_INC, L_LOGIC, L_NONE, L_RESULT_CFOF, L_SBB, L_SUB, TLB_MASK } from '../arch.js';
 import {
   decode, D_BASE, D_DISP, D_FLAGS, D_IMM, D_IMM2, D_INDEX, D_OP, D_REG, D_RM, D_SCALE, D_STRIDE, DECODE_TOO_LONG,
-  F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
+  F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_MODRM, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT, SEG_FS, SEG_GS,
 } from '../decoder.js';
 import { CodeWriter, emitModule, F64, I32, I64, Op, type MemorySpec } from './wasm-emitter.js';
-import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import { S_HI, S_LO, S_SEG_BASE, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
 
 /** Most instructions per block. */
 const MAX_BLOCK = 64;
@@ -67,8 +75,12 @@ const T_WR = 30; // i32: write TLB set base
 const T_C = 31; // i32: scratch (carry-in)
 const T_DONE = 32; // i32: instructions completed in earlier iterations of a self-loop
 const T_BUDGET = 33; // i32: instructions the batch still allows
+const T_N = 34; // i64: shift count from CL
+const T_FL = 35; // i32: materialized arithmetic flags (record op L_NONE, after a rotate)
+const T_P = 36; // i64: scratch (wide multiply, divide)
+const T_Q = 37; // i64: scratch
 const LOCAL_TYPES = [
-  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32,
+  ...new Array<number>(16).fill(I64), I64, I64, I64, I32, I32, I64, I64, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I64, I32, I64, I64,
 ];
 
 /** The flag writer kinds the block produces (op id in the lazy record). */
@@ -89,76 +101,100 @@ function opSize(f: number): number {
   return o === 1 ? 4 : o === 2 ? 8 : 0;
 }
 
-/** A register byte operand the translator can express (low byte of a GPR). */
-function lowByteReg(n: number, f: number): boolean {
-  return (f & F_REX) !== 0 || n < 4;
+/** Operand size in bytes of a 16/32/64-bit (non-byte) form: 2, 4 or 8. */
+function wordSize(f: number): number {
+  return 2 << (f & F_OSIZE_MASK);
+}
+
+/** Whether register operand n of size 1 names AH, CH, DH or BH (no REX prefix, n = 4..7). */
+function isHighByte(n: number, size: number, f: number): boolean {
+  return size === 1 && (f & F_REX) === 0 && n >= 4 && n < 8;
+}
+
+/** The sign bit of a `size`-byte value (1, 2 or 4) as an unsigned number. */
+function signBit(size: number): number {
+  return size === 1 ? 0x80 : size === 2 ? 0x8000 : 0x80000000;
+}
+
+/** Hint NOPs: 0F 0D and 0F 18-1F (prefetches, multi-byte NOP, ENDBR); the memory operand is never accessed. */
+function isHintNop(op: number): boolean {
+  return op === (OP_MAP_0F | 0x0d) || (op >= (OP_MAP_0F | 0x18) && op <= (OP_MAP_0F | 0x1f));
 }
 
 /**
  * Which instruction classes the translator accepts, by decoded record: returns
  * 1 for ordinary, 2 for a final branch (ends the block), 0 for unsupported.
- * `reads` gets the flag bits the instruction reads (1 = any).
  */
 function classify(r: Int32Array, b: number): number {
   const op = r[b + D_OP];
   const f = r[b + D_FLAGS];
-  if ((f & (F_LOCK | F_REP | F_REPNE)) !== 0) return 0;
+  if ((f & F_LOCK) !== 0) return 0;
+  if (isHintNop(op)) return 1; // REP prefixes are ignored (F3 0F 1E FA is ENDBR64)
+  if ((f & (F_REP | F_REPNE)) !== 0) return 0;
   const mod3 = (f & F_MOD3) !== 0;
-  const size = opSize(f);
+  // An r/m operand the translator can reach: a register, or memory with a 64-bit address and no segment base.
+  const rm = mod3 || memoryOperandOk(r, b);
+  const sub = r[b + D_REG] & 7;
   if ((op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x8f)) || op === 0xeb || op === 0xe9) {
     return (f & F_OSIZE_MASK) === 2 ? 2 : 0; // 64-bit operand size (a 66 prefix would wrap RIP)
   }
-  if (size === 0) return 0;
+  if (op < 0x40) { // ALU: E op= G, G op= E, accumulator op= imm (all sizes)
+    const form = op & 7;
+    return form <= 3 ? (rm ? 1 : 0) : form <= 5 ? 1 : 0;
+  }
+  if (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) return rm ? 1 : 0; // CMOVcc
+  if (op >= (OP_MAP_0F | 0x90) && op <= (OP_MAP_0F | 0x9f)) return rm ? 1 : 0; // SETcc
+  if (op >= 0xb0 && op <= 0xbf) return 1; // MOV r, imm
   switch (op) {
-    case 0x01: case 0x03: case 0x09: case 0x0b: case 0x11: case 0x13: case 0x19: case 0x1b:
-    case 0x21: case 0x23: case 0x29: case 0x2b: case 0x31: case 0x33: case 0x39: case 0x3b: case 0x85:
-      return mod3 ? 1 : 0;
-    case 0x05: case 0x0d: case 0x15: case 0x1d: case 0x25: case 0x2d: case 0x35: case 0x3d:
-    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
-      return 1;
-    case 0x81: case 0x83: case 0x63: case 0x69: case 0x6b:
-    case OP_MAP_0F | 0xaf:
-      return mod3 ? 1 : 0;
-    case 0xc7: return mod3 && (r[b + D_REG] & 7) === 0 ? 1 : 0;
-    case 0xff: return mod3 && (r[b + D_REG] & 7) <= 1 ? 1 : 0; // INC/DEC r
-    case 0xc1: case 0xd1: {
-      const sub = r[b + D_REG] & 7;
-      return mod3 && (sub === 4 || sub === 5 || sub === 6) ? 1 : 0;
-    }
-    case 0x89: case 0x8b:
-      return mod3 || memoryOperandOk(r, b) ? 1 : 0;
+    case 0x80: case 0x81: case 0x83: // group 1
+    case 0x84: case 0x85: // TEST
+    case 0x88: case 0x89: case 0x8a: case 0x8b: // MOV
+    case 0x63: // MOVSXD
+    case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf: // MOVZX/MOVSX
+      return rm ? 1 : 0;
+    case 0xa8: case 0xa9: return 1; // TEST acc, imm
+    case 0x98: case 0x99: return 1; // CBW/CWDE/CDQE, CWD/CDQ/CQO
+    case 0x90: return (f & F_REX) !== 0 && (r[b + D_REG] & 8) !== 0 ? 0 : 1; // NOP (with REX.B it is XCHG r8, rAX)
+    case 0xc6: case 0xc7: return rm && sub === 0 ? 1 : 0; // MOV r/m, imm
+    case 0xfe: case 0xff: return rm && sub <= 1 ? 1 : 0; // INC/DEC
+    case 0xf6: return rm && sub <= 3 ? 1 : 0; // TEST imm, NOT, NEG
+    case 0xf7: return rm && (sub <= 3 || opSize(f) !== 0) ? 1 : 0; // and MUL/IMUL/DIV/IDIV at 32/64 bits
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: // ROL ROR SHL SHR SAL SAR (not RCL/RCR)
+      return rm && (sub <= 1 || sub >= 4) ? 1 : 0;
+    case 0x69: case 0x6b: case OP_MAP_0F | 0xaf:
+      return rm && opSize(f) !== 0 ? 1 : 0;
     case 0x8d:
-      return !mod3 && ((f >> F_ASIZE_SHIFT) & 3) === 2 ? 1 : 0;
-    case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xbe:
-      return mod3 && lowByteReg(r[b + D_RM], f) ? 1 : 0;
-    case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbf:
-      return mod3 ? 1 : 0;
+      return !mod3 && opSize(f) !== 0 && ((f >> F_ASIZE_SHIFT) & 3) === 2 ? 1 : 0;
     default:
-      if (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) return mod3 ? 1 : 0;
       return 0;
   }
 }
 
-/** SETcc r8 is classified separately: it has no operand size of its own. */
-function classifySetcc(r: Int32Array, b: number): number {
-  const op = r[b + D_OP];
-  const f = r[b + D_FLAGS];
-  if (op < (OP_MAP_0F | 0x90) || op > (OP_MAP_0F | 0x9f)) return 0;
-  if ((f & (F_LOCK | F_REP | F_REPNE)) !== 0 || (f & F_MOD3) === 0) return 0;
-  return lowByteReg(r[b + D_RM], f) ? 1 : 0;
-}
-
-/** Memory operands the translator handles: 64-bit address size, no segment base. */
+/** Memory operands the translator handles: 64-bit address size, flat or FS/GS-based. */
 function memoryOperandOk(r: Int32Array, b: number): boolean {
   const f = r[b + D_FLAGS];
-  return ((f >> F_ASIZE_SHIFT) & 3) === 2 && ((f >> F_SEG_SHIFT) & 7) === SEG_FLAT;
+  const seg = (f >> F_SEG_SHIFT) & 7;
+  return ((f >> F_ASIZE_SHIFT) & 3) === 2 && (seg === SEG_FLAT || seg === SEG_FS || seg === SEG_GS);
 }
 
-/** Whether the instruction reads flags (Jcc, SETcc, CMOVcc, ADC/SBB; group 1 is checked by its reg field). */
-function isFlagReader(op: number): boolean {
+/** Whether the instruction reads flags: conditions (Jcc, SETcc, CMOVcc), ADC/SBB, INC/DEC (they keep CF). */
+function readsFlags(op: number, sub: number): boolean {
+  if (op < 0x40) return (op >> 3) === 2 || (op >> 3) === 3;
+  if (op >= 0x80 && op <= 0x83) return sub === 2 || sub === 3;
   return (op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x9f)) ||
-    (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) || op === 0x11 || op === 0x13 || op === 0x19 || op === 0x1b ||
-    op === 0x15 || op === 0x1d || op === 0xff; // INC/DEC keep CF
+    (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) || op === 0xfe || op === 0xff;
+}
+
+/** Shift group 2 (C0/C1/D0/D1/D2/D3). */
+function isShift(op: number): boolean {
+  return op === 0xc0 || op === 0xc1 || (op >= 0xd0 && op <= 0xd3);
+}
+
+/** Operand size of a shift (C0-D3) and its count when constant (masked), or -1 for a count in CL. */
+function shiftCount(op: number, f: number, imm: number): number {
+  const size = (op & 1) === 0 ? 1 : wordSize(f);
+  if (op === 0xd2 || op === 0xd3) return -1;
+  return (op === 0xd0 || op === 0xd1 ? 1 : imm) & (size === 8 ? 63 : 31);
 }
 
 /**
@@ -176,8 +212,7 @@ export function translateBlock(mem: Uint8Array, offset: number, rip: number, mem
     const b = count * D_STRIDE;
     const len = decode(src, 64, recs, b);
     if (len === DECODE_TOO_LONG || src.at + len > 4096) break;
-    let kind = classify(recs, b);
-    if (kind === 0) kind = classifySetcc(recs, b);
+    const kind = classify(recs, b);
     if (kind === 0) break;
     const next = rips[count] + len;
     if (kind === 2) {
@@ -248,32 +283,54 @@ class BlockBuilder {
     };
   }
 
-  /** Static pass: which flag writers are observable. */
+  /**
+   * Static pass, backwards: which flag writers are observable (read by a
+   * later instruction or stored at an exit before the next writer). A rotate
+   * reads the flags before it only when its own result flags are observable.
+   */
   private computeLiveness(): void {
     const r = this.r;
-    let last = -1;
-    for (let k = 0; k < this.count; k++) {
+    let needed = true; // the block's last exit stores the record
+    for (let k = this.count - 1; k >= 0; k--) {
       const b = k * D_STRIDE;
       const op = r[b + D_OP];
-      const readsFlags = isFlagReader(op) || ((op === 0x81 || op === 0x83) && ((r[b + D_REG] & 7) === 2 || (r[b + D_REG] & 7) === 3));
-      const memory = (op === 0x89 || op === 0x8b) && (r[b + D_FLAGS] & F_MOD3) === 0;
-      if ((readsFlags || memory) && last >= 0) this.live[last] = true;
-      if (this.writesFlagsAt(k)) { last = k; this.live[k] = false; }
+      const sub = r[b + D_REG] & 7;
+      const writes = this.writesFlagsAt(k);
+      if (writes) this.live[k] = needed;
+      const rotate = isShift(op) && sub <= 1;
+      const reads: boolean = rotate ? writes && needed : readsFlags(op, sub);
+      needed = (!writes && needed) || reads || this.mayExitAt(k);
     }
-    if (last >= 0) this.live[last] = true;
   }
 
+  /** Whether instruction k writes the lazy record (a shift by a constant zero count does not; by CL, zero exits first). */
   private writesFlagsAt(k: number): boolean {
     const b = k * D_STRIDE;
     const r = this.r;
     const op = r[b + D_OP];
-    if (op === 0xc1 || op === 0xd1) {
-      const size = opSize(r[b + D_FLAGS]);
-      const count = (op === 0xd1 ? 1 : r[b + D_IMM]) & (size === 8 ? 63 : 31);
-      return count !== 0;
+    if (op < 0x40) return true;
+    switch (op) {
+      case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0xa8: case 0xa9:
+      case 0x69: case 0x6b: case OP_MAP_0F | 0xaf: case 0xfe: case 0xff: case 0xd2: case 0xd3:
+        return true;
+      case 0xf6: case 0xf7: { // NOT leaves flags alone, DIV/IDIV too (in the interpreter)
+        const sub = r[b + D_REG] & 7;
+        return sub !== 2 && sub < 6;
+      }
+      case 0xc0: case 0xc1: case 0xd0: case 0xd1: return shiftCount(op, r[b + D_FLAGS], r[b + D_IMM]) !== 0;
+      default: return false;
     }
-    return (op <= 0x3d && (op & 7) !== 6 && (op & 7) !== 7) || op === 0x81 || op === 0x83 || op === 0x85 ||
-      op === 0x69 || op === 0x6b || op === (OP_MAP_0F | 0xaf) || op === 0xff;
+  }
+
+  /** Whether instruction k may exit before itself: a memory operand (TLB probe) or a shift count in CL that is zero. */
+  private mayExitAt(k: number): boolean {
+    const b = k * D_STRIDE;
+    const r = this.r;
+    const op = r[b + D_OP];
+    if (op === 0xd2 || op === 0xd3) return true;
+    if (op === 0xf7 && (r[b + D_REG] & 7) >= 6) return true; // DIV/IDIV: #DE and the wide cases go to the interpreter
+    const f = r[b + D_FLAGS];
+    return (f & F_MODRM) !== 0 && (f & F_MOD3) === 0 && op !== 0x8d && !isHintNop(op);
   }
 
   /**
@@ -300,6 +357,10 @@ class BlockBuilder {
     const word = (i: number): number => S_WORDS + (W_LAZY + i) * 4;
     w.get(L_BASE).i32Const(wr.op).mem(Op.i32Store, 2, word(0));
     w.get(L_BASE).i32Const(wr.size).mem(Op.i32Store, 2, word(1));
+    if (wr.op === L_NONE) { // materialized arithmetic flags in the result word (jit.ts puts them into RFLAGS)
+      w.get(L_BASE).get(T_FL).mem(Op.i32Store, 2, word(2));
+      return;
+    }
     const half = (local: number, at: number): void => {
       w.get(L_BASE).get(local).mem(Op.i64Store32, 2, word(at));
       w.get(L_BASE).get(local).i64Const(32, 0).op(Op.i64ShrU).mem(Op.i64Store32, 2, word(at + 1));
@@ -331,20 +392,94 @@ class BlockBuilder {
 
   // ---- operand helpers ----
 
-  /** Pushes register n at size (4: zero-extended low half). */
-  private regVal(n: number, size: number): void {
-    this.w.get(reg(n));
-    if (size === 4) this.w.i64Const(-1, 0).op(Op.i64And);
-  }
-
   /** Pops an i64 into register n (the caller zero-extended 32-bit values). */
   private setReg(n: number): void {
     this.w.set(reg(n));
     this.dirty |= 1 << n;
   }
 
+  /** Truncates the i64 on the stack to `size` bytes (zero-extended). */
   private mask(size: number): void {
     if (size === 4) this.w.i64Const(-1, 0).op(Op.i64And);
+    else if (size === 2) this.w.i64Const(0xffff, 0).op(Op.i64And);
+    else if (size === 1) this.w.i64Const(0xff, 0).op(Op.i64And);
+  }
+
+  /** Pushes register n at `size` bytes, zero-extended (size 1 without REX: AH..BH for n = 4..7). */
+  private readReg(n: number, size: number, f: number): void {
+    if (isHighByte(n, size, f)) {
+      this.w.get(reg(n - 4)).i64Const(8, 0).op(Op.i64ShrU).i64Const(0xff, 0).op(Op.i64And);
+      return;
+    }
+    this.w.get(reg(n));
+    this.mask(size);
+  }
+
+  /**
+   * Writes the value `push` leaves (already truncated to `size`) to register
+   * n as the interpreter's writeReg: 8 bytes as is, 4 zero-extended (the
+   * value is), 2 and 1 merged into the low bits (AH..BH into bits 8-15).
+   */
+  private writeReg(n: number, size: number, f: number, push: () => void): void {
+    const w = this.w;
+    if (size >= 4) { push(); this.setReg(n); return; }
+    const high = isHighByte(n, size, f);
+    const target = high ? n - 4 : n;
+    const keep = size === 2 ? ~0xffff : high ? ~0xff00 : ~0xff;
+    w.get(reg(target)).i64Const(keep, -1).op(Op.i64And);
+    push();
+    if (high) w.i64Const(8, 0).op(Op.i64Shl);
+    w.op(Op.i64Or);
+    this.setReg(target);
+  }
+
+  /** Pushes `size` bytes at T_ADDR (a probed memory operand), zero-extended. */
+  private load(size: number): void {
+    this.w.get(T_ADDR).mem(size === 1 ? Op.i64Load8U : size === 2 ? Op.i64Load16U : size === 4 ? Op.i64Load32U : Op.i64Load, 0, 0);
+  }
+
+  /** Stores the low `size` bytes of the value `push` leaves at T_ADDR (a memory operand probed for write). */
+  private store(size: number, push: () => void): void {
+    this.w.get(T_ADDR);
+    push();
+    this.w.mem(size === 1 ? Op.i64Store8 : size === 2 ? Op.i64Store16 : size === 4 ? Op.i64Store32 : Op.i64Store, 0, 0);
+  }
+
+  /** Pushes the r/m operand of instruction k at `size`, zero-extended (memory: the caller probed it). */
+  private rmLoad(k: number, size: number): void {
+    const b = k * D_STRIDE;
+    const f = this.r[b + D_FLAGS];
+    if ((f & F_MOD3) !== 0) this.readReg(this.r[b + D_RM], size, f); else this.load(size);
+  }
+
+  /** Writes the value `push` leaves (truncated to `size`) to the r/m operand of instruction k (memory: probed for write). */
+  private rmStore(k: number, size: number, push: () => void): void {
+    const b = k * D_STRIDE;
+    const f = this.r[b + D_FLAGS];
+    if ((f & F_MOD3) !== 0) this.writeReg(this.r[b + D_RM], size, f, push); else this.store(size, push);
+  }
+
+  /** Probes a memory r/m operand of instruction k (exits before k on a miss); nothing for a register. */
+  private probeRm(k: number, size: number, write: boolean): void {
+    if ((this.r[k * D_STRIDE + D_FLAGS] & F_MOD3) === 0) this.probe(k, size, write);
+  }
+
+  /** Pushes an immediate sign-extended to 64 bits and truncated to `size`. */
+  private imm(v: number, size: number): void {
+    this.w.i64Const(v, v >> 31);
+    this.mask(size);
+  }
+
+  /**
+   * Pushes the 64-bit linear address of the memory operand of instruction k:
+   * the offset plus the FS/GS base (Cpu.segBase, canonical, in the state
+   * area) when it names one. The sum wraps like the interpreter's exact sum
+   * wherever the result can be canonical; other results miss the TLB.
+   */
+  private linear(k: number): void {
+    this.address(k);
+    const seg = (this.r[k * D_STRIDE + D_FLAGS] >> F_SEG_SHIFT) & 7;
+    if (seg !== SEG_FLAT) this.w.get(L_BASE).mem(Op.f64Load, 3, S_SEG_BASE + seg * 8).op(Op.i64TruncF64S).op(Op.i64Add);
   }
 
   /** Pushes the 64-bit offset of the memory operand of instruction k (base + index << scale + disp, or RIP-relative). */
@@ -375,7 +510,7 @@ class BlockBuilder {
    */
   private probe(k: number, size: number, write: boolean): void {
     const w = this.w;
-    this.address(k);
+    this.linear(k);
     w.set(T_LIN);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(0xfff).op(Op.i32And).set(T_PO);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(12).op(Op.i32ShrU).i32Const(TLB_MASK).op(Op.i32And)
@@ -414,12 +549,25 @@ class BlockBuilder {
       w.get(T_FIN).i32Const(bit).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
       return;
     }
+    if (wr.op === L_NONE) { // materialized flags (after a rotate)
+      w.get(T_FL).i32Const(bit).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
+      return;
+    }
     const size = wr.size;
     switch (bit) {
+      case 4: // AF
+        switch (wr.op) {
+          case L_ADD: case L_ADC: case L_SUB: case L_SBB:
+            w.get(T_A).get(T_B).op(Op.i64Xor).get(T_R).op(Op.i64Xor).op(Op.i32WrapI64).i32Const(4).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
+            return;
+          case L_INC: w.get(T_R).op(Op.i32WrapI64).i32Const(0xf).op(Op.i32And).op(Op.i32Eqz); return;
+          case L_DEC: w.get(T_R).op(Op.i32WrapI64).i32Const(0xf).op(Op.i32And).i32Const(0xf).op(Op.i32Eq); return;
+          default: w.i32Const(0); return;
+        }
       case 6: w.get(T_R).op(Op.i64Eqz); return;
       case 7:
-        if (size === 8) w.get(T_R).i64Const(0, 0).op(Op.i64LtS);
-        else w.get(T_R).op(Op.i32WrapI64).i32Const(0).op(Op.i32LtS);
+        w.get(T_R);
+        this.signOf(size);
         return;
       case 2: w.get(T_R).op(Op.i32WrapI64).i32Const(0xff).op(Op.i32And).op(0x69 /* i32.popcnt */).i32Const(1).op(Op.i32And).i32Const(1).op(Op.i32Xor); return;
       case 0:
@@ -441,16 +589,23 @@ class BlockBuilder {
             break;
           case L_LOGIC: w.i32Const(0); return;
           case L_INC: // the result is the smallest negative number
-            if (size === 8) w.get(T_R).i64Const(0, 0x80000000 | 0).op(Op.i64Eq); else w.get(T_R).i64Const(0x80000000 | 0, 0).op(Op.i64Eq);
+            if (size === 8) w.get(T_R).i64Const(0, 0x80000000 | 0).op(Op.i64Eq); else w.get(T_R).i64Const(signBit(size), 0).op(Op.i64Eq);
             return;
           case L_DEC: // the result is the largest positive number
-            if (size === 8) w.get(T_R).i64Const(-1, 0x7fffffff).op(Op.i64Eq); else w.get(T_R).i64Const(0x7fffffff, 0).op(Op.i64Eq);
+            if (size === 8) w.get(T_R).i64Const(-1, 0x7fffffff).op(Op.i64Eq); else w.get(T_R).i64Const(signBit(size) - 1, 0).op(Op.i64Eq);
             return;
           default: w.get(T_OF); return;
         }
-        if (size === 8) w.i64Const(0, 0).op(Op.i64LtS);
-        else w.op(Op.i32WrapI64).i32Const(0).op(Op.i32LtS);
+        this.signOf(size);
     }
+  }
+
+  /** Replaces the i64 on the stack by its sign bit at `size` (i32 0/1). */
+  private signOf(size: number): void {
+    const w = this.w;
+    if (size === 8) w.i64Const(0, 0).op(Op.i64LtS);
+    else if (size === 4) w.op(Op.i32WrapI64).i32Const(0).op(Op.i32LtS);
+    else w.op(Op.i32WrapI64).i32Const(size * 8 - 1).op(Op.i32ShrU).i32Const(1).op(Op.i32And);
   }
 
   /** Pushes condition cc (0-15) as i32 0/1. */
@@ -471,8 +626,13 @@ class BlockBuilder {
 
   // ---- instructions ----
 
-  /** ALU kind (ADD OR ADC SBB AND SUB XOR CMP) on T_A/T_B at size; result in T_R; writes dst (unless CMP or dst < 0). */
-  private alu(k: number, kind: number, size: number, dst: number, operandA: () => void, operandB: () => void): void {
+  /**
+   * ALU kind (ADD OR ADC SBB AND SUB XOR CMP) on operands pushed by operandA
+   * and operandB (zero-extended at size) into T_A/T_B; result in T_R. `store`
+   * (null for CMP/TEST) writes T_R to the destination. Memory operands must
+   * be probed before: nothing here can exit.
+   */
+  private alu(k: number, kind: number, size: number, operandA: () => void, operandB: () => void, store: (() => void) | null): void {
     const w = this.w;
     // The carry-in comes from the previous record, before T_A/T_B are overwritten.
     if (kind === 2 || kind === 3) { this.flag(0); w.set(T_C); }
@@ -492,7 +652,7 @@ class BlockBuilder {
     if (kind === 2 || kind === 3) w.get(T_C).set(T_CF);
     const lazy = kind === 0 ? L_ADD : kind === 2 ? L_ADC : kind === 3 ? L_SBB : kind === 5 || kind === 7 ? L_SUB : L_LOGIC;
     this.wrote(k, lazy, size);
-    if (kind !== 7 && dst >= 0) { w.get(T_R); this.setReg(dst); }
+    if (kind !== 7 && store !== null) store();
   }
 
   private instruction(k: number): void {
@@ -503,8 +663,8 @@ class BlockBuilder {
     const f = r[b + D_FLAGS];
     const size = opSize(f);
     const n = r[b + D_REG];
-    const m = r[b + D_RM];
     const imm = r[b + D_IMM];
+    const mod3 = (f & F_MOD3) !== 0;
     const jcc = (op >= 0x70 && op <= 0x7f) || (op >= (OP_MAP_0F | 0x80) && op <= (OP_MAP_0F | 0x8f));
     if (this.selfLoop && (jcc || op === 0xeb || op === 0xe9)) {
       // Back to the start: iterate again while another full iteration fits the budget.
@@ -528,136 +688,358 @@ class BlockBuilder {
       this.exitAt(() => w.i32Const(-1), k + 1);
       return;
     }
-    if (op >= (OP_MAP_0F | 0x90) && op <= (OP_MAP_0F | 0x9f)) { // SETcc r8 (low byte)
-      w.get(reg(m)).i64Const(~0xff, -1).op(Op.i64And);
-      this.cond(op & 15);
-      w.op(Op.i64ExtendI32U).op(Op.i64Or);
-      this.setReg(m);
+    if (op < 0x40) { this.aluForm(k, op); return; }
+    if (op >= (OP_MAP_0F | 0x90) && op <= (OP_MAP_0F | 0x9f)) { // SETcc r/m8
+      this.probeRm(k, 1, true);
+      this.rmStore(k, 1, () => { this.cond(op & 15); w.op(Op.i64ExtendI32U); });
       return;
     }
-    if (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) { // CMOVcc r, r
-      this.regVal(m, size);
-      this.regVal(n, size);
-      this.cond(op & 15);
-      w.op(Op.select);
-      this.setReg(n);
+    if (op >= (OP_MAP_0F | 0x40) && op <= (OP_MAP_0F | 0x4f)) { // CMOVcc r, r/m: the source is read whatever the condition
+      const sz = wordSize(f);
+      this.probeRm(k, sz, false);
+      this.writeReg(n, sz, f, () => { this.rmLoad(k, sz); this.readReg(n, sz, f); this.cond(op & 15); w.op(Op.select); });
       return;
     }
+    if (isHintNop(op)) return;
     switch (op) {
-      case 0x01: case 0x09: case 0x11: case 0x19: case 0x21: case 0x29: case 0x31: case 0x39: // E op= G (register)
-        this.alu(k, op >> 3, size, m, () => this.regVal(m, size), () => this.regVal(n, size));
+      case 0x84: case 0x85: { // TEST r/m, r
+        const sz = op === 0x84 ? 1 : wordSize(f);
+        this.probeRm(k, sz, false);
+        this.alu(k, 4, sz, () => this.rmLoad(k, sz), () => this.readReg(n, sz, f), null);
         return;
-      case 0x03: case 0x0b: case 0x13: case 0x1b: case 0x23: case 0x2b: case 0x33: case 0x3b: // G op= E (register)
-        this.alu(k, op >> 3, size, n, () => this.regVal(n, size), () => this.regVal(m, size));
+      }
+      case 0xa8: case 0xa9: { // TEST acc, imm
+        const sz = op === 0xa8 ? 1 : wordSize(f);
+        this.alu(k, 4, sz, () => this.readReg(0, sz, f), () => this.imm(imm, sz), null);
         return;
-      case 0x85: // TEST
-        this.alu(k, 4, size, -1, () => this.regVal(m, size), () => this.regVal(n, size)); // no destination
+      }
+      case 0x80: case 0x81: case 0x83: { // group 1: r/m op= imm
+        const sz = op === 0x80 ? 1 : wordSize(f);
+        const kind = n & 7;
+        this.probeRm(k, sz, kind !== 7);
+        this.alu(k, kind, sz, () => this.rmLoad(k, sz), () => this.imm(imm, sz), () => this.rmStore(k, sz, () => w.get(T_R)));
         return;
-      case 0x05: case 0x0d: case 0x15: case 0x1d: case 0x25: case 0x2d: case 0x35: case 0x3d: // eAX op= imm
-        this.alu(k, op >> 3, size, 0, () => this.regVal(0, size), () => { w.i64Const(imm, imm >> 31); this.mask(size); });
+      }
+      case 0x88: case 0x89: { // MOV r/m, r
+        const sz = op === 0x88 ? 1 : wordSize(f);
+        this.probeRm(k, sz, true);
+        this.rmStore(k, sz, () => this.readReg(n, sz, f));
         return;
-      case 0x81: case 0x83: // group 1, register
-        this.alu(k, n & 7, size, m, () => this.regVal(m, size), () => { w.i64Const(imm, imm >> 31); this.mask(size); });
+      }
+      case 0x8a: case 0x8b: { // MOV r, r/m
+        const sz = op === 0x8a ? 1 : wordSize(f);
+        this.probeRm(k, sz, false);
+        this.writeReg(n, sz, f, () => this.rmLoad(k, sz));
         return;
-      case 0x89: // MOV Ev, Gv
-        if ((f & F_MOD3) !== 0) { this.regVal(n, size); this.setReg(m); return; }
-        this.probe(k, size, true);
-        w.get(T_ADDR).get(reg(n));
-        if (size === 8) w.mem(Op.i64Store, 0, 0); else w.mem(Op.i64Store32, 0, 0);
+      }
+      case 0xc6: case 0xc7: { // MOV r/m, imm
+        const sz = op === 0xc6 ? 1 : wordSize(f);
+        this.probeRm(k, sz, true);
+        this.rmStore(k, sz, () => this.imm(imm, sz));
         return;
-      case 0x8b: // MOV Gv, Ev
-        if ((f & F_MOD3) !== 0) { this.regVal(m, size); this.setReg(n); return; }
-        this.probe(k, size, false);
-        w.get(T_ADDR);
-        if (size === 8) w.mem(Op.i64Load, 0, 0); else w.mem(Op.i64Load32U, 0, 0);
-        this.setReg(n);
+      }
+      case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+        this.writeReg(n, 1, f, () => this.imm(imm, 1));
         return;
-      case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
-        if (size === 8) w.i64Const(imm, r[b + D_IMM2]); else w.i64Const(imm, 0);
-        this.setReg(n);
+      case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf: {
+        const sz = wordSize(f);
+        this.writeReg(n, sz, f, () => { if (sz === 8) w.i64Const(imm, r[b + D_IMM2]); else this.imm(imm, sz); });
         return;
-      case 0xc7:
-        w.i64Const(imm, imm >> 31); this.mask(size);
-        this.setReg(m);
+      }
+      case 0x90: return; // NOP
+      case 0x98: { // CBW/CWDE/CDQE: rAX = the sign extension of its lower half
+        const sz = wordSize(f);
+        const half = sz * 4;
+        this.writeReg(0, sz, f, () => { w.get(reg(0)).i64Const(64 - half, 0).op(Op.i64Shl).i64Const(64 - half, 0).op(Op.i64ShrS); this.mask(sz); });
         return;
+      }
+      case 0x99: { // CWD/CDQ/CQO: rDX = the sign of rAX, repeated
+        const sz = wordSize(f);
+        this.writeReg(2, sz, f, () => { w.get(reg(0)).i64Const(64 - sz * 8, 0).op(Op.i64Shl).i64Const(63, 0).op(Op.i64ShrS); this.mask(sz); });
+        return;
+      }
       case 0x8d: // LEA (64-bit address size)
         this.address(k); this.mask(size);
         this.setReg(n);
         return;
-      case 0x63: // MOVSXD
-        if (size === 8) w.get(reg(m)).op(Op.i32WrapI64).op(Op.i64ExtendI32S);
-        else this.regVal(m, 4);
-        this.setReg(n);
-        return;
-      case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf: {
-        const bits = (op & 1) === 0 ? 8 : 16;
-        if ((op & 8) === 0) w.get(reg(m)).i64Const(bits === 8 ? 0xff : 0xffff, 0).op(Op.i64And);
-        else {
-          w.get(reg(m)).i64Const(64 - bits, 0).op(Op.i64Shl).i64Const(64 - bits, 0).op(Op.i64ShrS);
-          this.mask(size);
-        }
-        this.setReg(n);
+      case 0x63: { // MOVSXD (without REX.W: a plain 32-bit or 16-bit move)
+        const sz = wordSize(f);
+        this.probeRm(k, 4, false);
+        this.writeReg(n, sz, f, () => {
+          this.rmLoad(k, 4);
+          if (sz === 8) w.op(Op.i32WrapI64).op(Op.i64ExtendI32S); else this.mask(sz);
+        });
         return;
       }
-      case 0xff: { // INC/DEC r: CF kept (as the record's carry-in)
+      case OP_MAP_0F | 0xb6: case OP_MAP_0F | 0xb7: case OP_MAP_0F | 0xbe: case OP_MAP_0F | 0xbf: { // MOVZX/MOVSX
+        const sz = wordSize(f);
+        const from = (op & 1) === 0 ? 1 : 2;
+        this.probeRm(k, from, false);
+        this.writeReg(n, sz, f, () => {
+          this.rmLoad(k, from);
+          if ((op & 8) !== 0) {
+            w.i64Const(64 - from * 8, 0).op(Op.i64Shl).i64Const(64 - from * 8, 0).op(Op.i64ShrS);
+            this.mask(sz);
+          }
+        });
+        return;
+      }
+      case 0xfe: case 0xff: { // INC/DEC r/m: CF kept (as the record's carry-in)
+        const sz = op === 0xfe ? 1 : wordSize(f);
         const dec = (n & 7) === 1;
+        this.probeRm(k, sz, true);
         this.flag(0); w.set(T_C);
-        this.regVal(m, size); w.set(T_A);
+        this.rmLoad(k, sz); w.set(T_A);
         w.i64Const(1, 0).set(T_B);
-        w.get(T_A).get(T_B).op(dec ? Op.i64Sub : Op.i64Add); this.mask(size); w.set(T_R);
+        w.get(T_A).get(T_B).op(dec ? Op.i64Sub : Op.i64Add); this.mask(sz); w.set(T_R);
         w.get(T_C).set(T_CF);
-        this.wrote(k, dec ? L_DEC : L_INC, size);
-        w.get(T_R); this.setReg(m);
+        this.wrote(k, dec ? L_DEC : L_INC, sz);
+        this.rmStore(k, sz, () => w.get(T_R));
         return;
       }
-      case 0xc1: case 0xd1:
-        this.shift(k, n & 7, size, m, (op === 0xd1 ? 1 : imm) & (size === 8 ? 63 : 31));
+      case 0xf6: case 0xf7: { // group 3: TEST r/m, imm / NOT / NEG
+        const sz = op === 0xf6 ? 1 : wordSize(f);
+        const sub = n & 7;
+        if (sub >= 4) { if (sub < 6) this.mulAcc(k, sz, sub === 5); else this.divAcc(k, sz, sub === 7); return; }
+        this.probeRm(k, sz, sub >= 2);
+        if (sub <= 1) this.alu(k, 4, sz, () => this.rmLoad(k, sz), () => this.imm(imm, sz), null);
+        else if (sub === 2) this.rmStore(k, sz, () => { this.rmLoad(k, sz); w.i64Const(-1, -1).op(Op.i64Xor); this.mask(sz); });
+        else this.alu(k, 5, sz, () => w.i64Const(0, 0), () => this.rmLoad(k, sz), () => this.rmStore(k, sz, () => w.get(T_R)));
+        return;
+      }
+      case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        this.shift(k, op, n & 7);
         return;
       case OP_MAP_0F | 0xaf:
-        this.imul(k, size, n, m, null);
+        this.imul(k, size, n, null);
         return;
       case 0x69: case 0x6b:
-        this.imul(k, size, n, m, imm);
+        this.imul(k, size, n, imm);
         return;
       default:
-        throw new Error(`translate: unexpected opcode ${op.toString(16)}`);
+        throw new Error(`translate: unexpected opcode ${op.toString(16)} (mod3 ${mod3})`);
     }
   }
 
-  /** SHL/SHR (and SAL) of register m by a constant count. */
-  private shift(k: number, sub: number, size: number, m: number, count: number): void {
+  /** The ALU forms 00-3D: E op= G, G op= E, accumulator op= imm, at byte or word size. */
+  private aluForm(k: number, op: number): void {
     const w = this.w;
-    if (count === 0) { // value and flags unchanged; a 32-bit destination is still zero-extended
-      if (size === 4) { this.regVal(m, 4); this.setReg(m); }
+    const b = k * D_STRIDE;
+    const f = this.r[b + D_FLAGS];
+    const n = this.r[b + D_REG];
+    const kind = op >> 3;
+    const form = op & 7;
+    const size = (form & 1) === 0 ? 1 : wordSize(f);
+    const toT_R = (): void => { w.get(T_R); };
+    if (form >= 4) {
+      this.alu(k, kind, size, () => this.readReg(0, size, f), () => this.imm(this.r[b + D_IMM], size), () => this.writeReg(0, size, f, toT_R));
+    } else if (form <= 1) { // E op= G: a read-modify-write of a memory operand probes for write (unless CMP)
+      this.probeRm(k, size, kind !== 7);
+      this.alu(k, kind, size, () => this.rmLoad(k, size), () => this.readReg(n, size, f), () => this.rmStore(k, size, toT_R));
+    } else { // G op= E
+      this.probeRm(k, size, false);
+      this.alu(k, kind, size, () => this.readReg(n, size, f), () => this.rmLoad(k, size), () => this.writeReg(n, size, f, toT_R));
+    }
+  }
+
+  /**
+   * SHL/SAL, SHR, SAR of an r/m operand by a constant or CL (C0-D3 /4-/7),
+   * as the interpreter's shiftGroup: a zero count changes neither value nor
+   * flags (a 32-bit register is still zero-extended, a memory operand still
+   * checked); with CL a zero count exits before the instruction instead.
+   */
+  private shift(k: number, op: number, sub: number): void {
+    const w = this.w;
+    const b = k * D_STRIDE;
+    const f = this.r[b + D_FLAGS];
+    const size = (op & 1) === 0 ? 1 : wordSize(f);
+    const bits = size * 8;
+    const count = shiftCount(op, f, this.r[b + D_IMM]);
+    this.probeRm(k, size, true);
+    if (count === 0) {
+      if (size === 4 && (f & F_MOD3) !== 0) this.rmStore(k, 4, () => this.rmLoad(k, 4));
       return;
     }
+    if (count < 0) {
+      w.get(reg(1)).i64Const(size === 8 ? 63 : 31, 0).op(Op.i64And).tee(T_N).op(Op.i64Eqz).if();
+      this.exitAt(() => w.i32Const(k), k);
+      w.end();
+    }
+    const cnt = (minus: number): void => { if (count < 0) { w.get(T_N); if (minus !== 0) w.i64Const(-minus, -1).op(Op.i64Add); } else w.i64Const(count - minus, 0); };
+    const fromTop = (): void => { if (count < 0) w.i64Const(bits, 0).get(T_N).op(Op.i64Sub); else w.i64Const(bits - count, 0); };
+    const bit0 = (): void => { w.op(Op.i32WrapI64).i32Const(1).op(Op.i32And); };
     const live = this.live[k] === true;
-    const bits = size * 8;
-    this.regVal(m, size); w.set(T_X);
-    if (sub === 5) {
-      w.get(T_X).i64Const(count, 0).op(Op.i64ShrU).set(T_R);
+    if (sub <= 1) { this.rotate(k, sub, size, count, live); return; }
+    this.rmLoad(k, size); w.set(T_X);
+    if (sub === 7 && size < 8) { // SAR: sign-extend the operand to 64 bits
+      w.get(T_X).i64Const(64 - bits, 0).op(Op.i64Shl).i64Const(64 - bits, 0).op(Op.i64ShrS).set(T_X);
+    }
+    if (sub === 5 || sub === 7) {
+      const right = sub === 5 ? Op.i64ShrU : Op.i64ShrS;
+      w.get(T_X); cnt(0); w.op(right); this.mask(size); w.set(T_R);
       if (live) {
-        w.get(T_X).i64Const(count - 1, 0).op(Op.i64ShrU).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).set(T_CF);
-        w.get(T_X).i64Const(bits - 1, 0).op(Op.i64ShrU).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).set(T_OF);
+        w.get(T_X); cnt(1); w.op(right); bit0(); w.set(T_CF);
+        if (sub === 5) { w.get(T_X); this.signOf(size); } else w.i32Const(0);
+        w.set(T_OF);
       }
     } else {
-      w.get(T_X).i64Const(count, 0).op(Op.i64Shl); this.mask(size); w.set(T_R);
+      w.get(T_X); cnt(0); w.op(Op.i64Shl); this.mask(size); w.set(T_R);
       if (live) {
-        w.get(T_X).i64Const(bits - count, 0).op(Op.i64ShrU).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).set(T_CF);
-        w.get(T_R).i64Const(bits - 1, 0).op(Op.i64ShrU).op(Op.i32WrapI64).get(T_CF).op(Op.i32Xor).set(T_OF);
+        // CF: the last bit shifted out (for byte/word sizes the count may exceed the width: then 0).
+        if (size === 8) { w.get(T_X); fromTop(); w.op(Op.i64ShrU); } else { w.get(T_X); cnt(0); w.op(Op.i64Shl).i64Const(bits, 0).op(Op.i64ShrU); }
+        bit0(); w.set(T_CF);
+        w.get(T_R); this.signOf(size); w.get(T_CF).op(Op.i32Xor).set(T_OF);
       }
     }
     this.wrote(k, L_RESULT_CFOF, size);
-    w.get(T_R);
-    this.setReg(m);
+    this.rmStore(k, size, () => w.get(T_R));
+  }
+
+  /**
+   * ROL/ROR (count nonzero; in T_N when `count` < 0), as the interpreter:
+   * CF and OF from the result, the other flags kept, so the record becomes
+   * materialized flags (L_NONE, T_FL) built from the flags before it.
+   */
+  private rotate(k: number, sub: number, size: number, count: number, live: boolean): void {
+    const w = this.w;
+    const bits = size * 8;
+    if (live) { // PF AF ZF SF from the flags before the rotate (read before T_R is overwritten)
+      this.flag(2); w.i32Const(2).op(Op.i32Shl);
+      this.flag(4); w.i32Const(4).op(Op.i32Shl).op(Op.i32Or);
+      this.flag(6); w.i32Const(6).op(Op.i32Shl).op(Op.i32Or);
+      this.flag(7); w.i32Const(7).op(Op.i32Shl).op(Op.i32Or);
+      w.set(T_C);
+    }
+    const left = sub === 0;
+    const cnt = (): void => { if (count < 0) w.get(T_N); else w.i64Const(count, 0); };
+    this.rmLoad(k, size); w.set(T_X);
+    if (size === 8) {
+      w.get(T_X); cnt(); w.op(left ? Op.i64Rotl : Op.i64Rotr);
+    } else if (size === 4) {
+      w.get(T_X).op(Op.i32WrapI64); cnt(); w.op(Op.i32WrapI64).op(left ? Op.i32Rotl : Op.i32Rotr).op(Op.i64ExtendI32U);
+    } else { // the count modulo the width; a zero rotation shifts the other half out entirely
+      const k8 = (): void => { if (count < 0) w.get(T_N).i64Const(bits - 1, 0).op(Op.i64And); else w.i64Const(count & (bits - 1), 0); };
+      const rest = (): void => { w.i64Const(bits, 0); k8(); w.op(Op.i64Sub); };
+      w.get(T_X); k8(); w.op(left ? Op.i64Shl : Op.i64ShrU);
+      w.get(T_X); rest(); w.op(left ? Op.i64ShrU : Op.i64Shl);
+      w.op(Op.i64Or);
+      this.mask(size);
+    }
+    w.set(T_R);
+    if (live) {
+      if (left) { // CF = bit 0, OF = MSB ^ CF
+        w.get(T_R).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).set(T_CF);
+        w.get(T_R); this.signOf(size); w.get(T_CF).op(Op.i32Xor).set(T_OF);
+      } else { // CF = MSB, OF = MSB ^ the bit below it
+        w.get(T_R); this.signOf(size); w.set(T_CF);
+        w.get(T_R).i64Const(bits - 2, 0).op(Op.i64ShrU).op(Op.i32WrapI64).i32Const(1).op(Op.i32And).get(T_CF).op(Op.i32Xor).set(T_OF);
+      }
+      w.get(T_C).get(T_CF).op(Op.i32Or).get(T_OF).i32Const(11).op(Op.i32Shl).op(Op.i32Or).set(T_FL);
+    }
+    this.wrote(k, L_NONE, size);
+    this.rmStore(k, size, () => w.get(T_R));
+  }
+
+  /**
+   * MUL/IMUL r/m (F7 /4 /5, 32 or 64 bits): rDX:rAX = rAX * r/m; CF = OF =
+   * the high half is significant; the record is the low half (as the
+   * interpreter's setResultFlags). The 64-bit high half comes from 32-bit
+   * partial products (signed: corrected by the operands' signs).
+   */
+  private mulAcc(k: number, size: number, signed: boolean): void {
+    const w = this.w;
+    const live = this.live[k] === true;
+    this.probeRm(k, size, false);
+    if (size === 4) {
+      const ext = signed ? Op.i64ExtendI32S : Op.i64ExtendI32U;
+      w.get(reg(0)).op(Op.i32WrapI64).op(ext);
+      this.rmLoad(k, 4); w.op(Op.i32WrapI64).op(ext);
+      w.op(Op.i64Mul).set(T_X); // the exact product
+      w.get(T_X).i64Const(-1, 0).op(Op.i64And).set(T_R);
+      if (live) {
+        if (signed) w.get(T_X).get(T_X).op(Op.i32WrapI64).op(Op.i64ExtendI32S).op(Op.i64Ne);
+        else w.get(T_X).i64Const(32, 0).op(Op.i64ShrU).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor);
+        w.tee(T_CF).set(T_OF);
+      }
+      w.get(T_R); this.setReg(0);
+      w.get(T_X).i64Const(32, 0).op(Op.i64ShrU); this.setReg(2);
+    } else {
+      const lo32 = (local: number): void => { w.get(local).i64Const(-1, 0).op(Op.i64And); };
+      const hi32 = (local: number): void => { w.get(local).i64Const(32, 0).op(Op.i64ShrU); };
+      w.get(reg(0)).set(T_A);
+      this.rmLoad(k, 8); w.set(T_B);
+      lo32(T_A); hi32(T_B); w.op(Op.i64Mul).set(T_X); // aL * bH
+      hi32(T_A); lo32(T_B); w.op(Op.i64Mul).set(T_P); // aH * bL
+      lo32(T_A); lo32(T_B); w.op(Op.i64Mul).i64Const(32, 0).op(Op.i64ShrU); // carry out of aL * bL
+      lo32(T_X); w.op(Op.i64Add); lo32(T_P); w.op(Op.i64Add).set(T_Q);
+      hi32(T_A); hi32(T_B); w.op(Op.i64Mul);
+      hi32(T_X); w.op(Op.i64Add); hi32(T_P); w.op(Op.i64Add); hi32(T_Q); w.op(Op.i64Add).set(T_Q); // unsigned high half
+      if (signed) { // minus b when a < 0, minus a when b < 0
+        w.get(T_Q).get(T_B).i64Const(0, 0).get(T_A).i64Const(0, 0).op(Op.i64LtS).op(Op.select).op(Op.i64Sub)
+          .get(T_A).i64Const(0, 0).get(T_B).i64Const(0, 0).op(Op.i64LtS).op(Op.select).op(Op.i64Sub).set(T_Q);
+      }
+      w.get(T_A).get(T_B).op(Op.i64Mul).set(T_R);
+      if (live) {
+        if (signed) w.get(T_Q).get(T_R).i64Const(63, 0).op(Op.i64ShrS).op(Op.i64Ne);
+        else w.get(T_Q).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor);
+        w.tee(T_CF).set(T_OF);
+      }
+      w.get(T_R); this.setReg(0);
+      w.get(T_Q); this.setReg(2);
+    }
+    this.wrote(k, L_RESULT_CFOF, size);
+  }
+
+  /**
+   * DIV/IDIV r/m (F7 /6 /7, 32 or 64 bits). Flags are untouched (as in the
+   * interpreter). A zero divisor, a quotient that does not fit, and at 64
+   * bits a dividend wider than rAX (rDX not the zero or sign extension of
+   * rAX) exit before the instruction: the interpreter raises #DE or divides.
+   */
+  private divAcc(k: number, size: number, signed: boolean): void {
+    const w = this.w;
+    this.probeRm(k, size, false);
+    const bail = (): void => { w.if(); this.exitAt(() => w.i32Const(k), k); w.end(); };
+    if (size === 4) {
+      // T_A = the 64-bit dividend EDX:EAX, T_B = the divisor (sign- or zero-extended).
+      w.get(reg(2)).i64Const(32, 0).op(Op.i64Shl).get(reg(0)).i64Const(-1, 0).op(Op.i64And).op(Op.i64Or).set(T_P);
+      this.rmLoad(k, 4); if (signed) w.op(Op.i32WrapI64).op(Op.i64ExtendI32S); w.set(T_Q);
+      w.get(T_Q).op(Op.i64Eqz); bail();
+      if (signed) {
+        w.get(T_P).i64Const(0, 0x80000000 | 0).op(Op.i64Eq).get(T_Q).i64Const(-1, -1).op(Op.i64Eq).op(Op.i32And); bail();
+        w.get(T_P).get(T_Q).op(Op.i64DivS).set(T_X);
+        w.get(T_X).get(T_X).op(Op.i32WrapI64).op(Op.i64ExtendI32S).op(Op.i64Ne); bail();
+        w.get(T_P).get(T_Q).op(Op.i64RemS).i64Const(-1, 0).op(Op.i64And); this.setReg(2);
+      } else {
+        w.get(T_P).get(T_Q).op(Op.i64DivU).set(T_X);
+        w.get(T_X).i64Const(32, 0).op(Op.i64ShrU).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor); bail();
+        w.get(T_P).get(T_Q).op(Op.i64RemU); this.setReg(2);
+      }
+      w.get(T_X).i64Const(-1, 0).op(Op.i64And); this.setReg(0);
+      return;
+    }
+    this.rmLoad(k, 8); w.set(T_Q);
+    w.get(T_Q).op(Op.i64Eqz); bail();
+    if (signed) {
+      w.get(reg(2)).get(reg(0)).i64Const(63, 0).op(Op.i64ShrS).op(Op.i64Ne); bail();
+      w.get(reg(0)).i64Const(0, 0x80000000 | 0).op(Op.i64Eq).get(T_Q).i64Const(-1, -1).op(Op.i64Eq).op(Op.i32And); bail();
+      w.get(reg(0)).get(T_Q).op(Op.i64DivS).set(T_X);
+      w.get(reg(0)).get(T_Q).op(Op.i64RemS); this.setReg(2);
+    } else {
+      w.get(reg(2)).op(Op.i64Eqz).i32Const(1).op(Op.i32Xor); bail();
+      w.get(reg(0)).get(T_Q).op(Op.i64DivU).set(T_X);
+      w.get(reg(0)).get(T_Q).op(Op.i64RemU); this.setReg(2);
+    }
+    w.get(T_X); this.setReg(0);
   }
 
   /** IMUL r, r/m (imm === null) or IMUL r, r/m, imm: the truncated product, CF = OF = signed overflow. */
-  private imul(k: number, size: number, n: number, m: number, imm: number | null): void {
+  private imul(k: number, size: number, n: number, imm: number | null): void {
     const w = this.w;
     const live = this.live[k] === true;
+    this.probeRm(k, size, false);
     if (size === 8) {
-      w.get(reg(m)).set(T_A);
+      this.rmLoad(k, 8); w.set(T_A);
       if (imm === null) w.get(reg(n)).set(T_B); else w.i64Const(imm, imm >> 31).set(T_B);
       w.get(T_A).get(T_B).op(Op.i64Mul).set(T_R);
       if (live) {
@@ -667,7 +1049,7 @@ class BlockBuilder {
           .get(T_R).get(T_A).op(Op.i64DivS).get(T_B).op(Op.i64Ne).end().end().tee(T_CF).set(T_OF);
       }
     } else {
-      w.get(reg(m)).op(Op.i32WrapI64).op(Op.i64ExtendI32S);
+      this.rmLoad(k, 4); w.op(Op.i32WrapI64).op(Op.i64ExtendI32S);
       if (imm === null) w.get(reg(n)).op(Op.i32WrapI64).op(Op.i64ExtendI32S); else w.i64Const(imm, imm >> 31);
       w.op(Op.i64Mul).set(T_X);
       if (live) w.get(T_X).get(T_X).op(Op.i32WrapI64).op(Op.i64ExtendI32S).op(Op.i64Ne).tee(T_CF).set(T_OF);
