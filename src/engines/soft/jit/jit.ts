@@ -16,7 +16,7 @@ import type { Cpu } from '../cpu.js';
 import type { GuestRam } from '../guest-ram.js';
 import { translateBlock } from './translate.js';
 import { instantiate } from './wasm-emitter.js';
-import { W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import { W_BUDGET, W_FLAGS_IN, W_LAZY, W_RD_SET, W_RIP, W_WR_SET } from './state-layout.js';
 
 /** A translated block: its function and the RIP after each instruction. */
 export interface JitBlock {
@@ -35,6 +35,7 @@ const DEFAULT_THRESHOLD = 2000;
 const RETRY_DELAY = 1 << 30;
 /** Code size index in decode-cache tags for 64-bit code (Cpu.tagBias / 2^32). */
 const TAG_BIAS_64 = 2 * 0x1_0000_0000;
+const TWO32 = 0x1_0000_0000;
 
 export interface JitOptions {
   enabled: boolean;
@@ -113,8 +114,7 @@ export class Jit {
     const done = block.run(cpu.stateOffset);
     if (done === 0) return false;
     this.entries++;
-    const k = w[W_EXIT];
-    cpu.rip = k < 0 ? block.target : block.rips[k];
+    cpu.rip = w[W_RIP + 1] * TWO32 + (w[W_RIP] >>> 0);
     cpu.instructions += done;
     if (block.writesFlags) {
       cpu.lazyOp = w[W_LAZY]; cpu.lazySize = w[W_LAZY + 1];

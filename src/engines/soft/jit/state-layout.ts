@@ -19,8 +19,13 @@ export const W_WR_SET = 1; // ... for writes
 export const W_FLAGS_IN = 2; // RFLAGS at block entry (when the block reads flags written before it)
 export const W_LAZY = 3; // 10 words: op, size, res, resHi, a, aHi, b, bHi, cf, of
 export const W_BUDGET = 13; // instructions the batch still allows (a self-looping block iterates within it)
-export const W_EXIT = 14; // set by the block: instruction index to resume at, or -1 for the taken branch target
-export const W_COUNT = 16;
+export const W_EXIT = 14; // set by the block: EXIT_CHAIN or EXIT_EARLY
+export const W_RIP = 16; // 2 words (i64): set by the block, the RIP the vCPU continues at
+export const W_COUNT = 32;
+/** W_EXIT values: the block ended (at its end or a branch; another block may follow at W_RIP)... */
+export const EXIT_CHAIN = 0;
+/** ... or stopped before an instruction it cannot do on the fast path (the interpreter must run it). */
+export const EXIT_EARLY = 1;
 /**
  * TLB sets the area has room for: the CPU uses 6 (supervisor/user ×
  * read/write/exec); 8 leaves room for two more (e.g. SMAP with AC set).

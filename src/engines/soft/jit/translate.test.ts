@@ -95,7 +95,16 @@ const CLASSES: Record<string, Gen> = {
     return [rex((n() & 1) === 0, d, 0, 3), 0x8b, modrm(2, d, 3), ...imm32(disp)]; },
   store: (n) => { const s = anyReg(n); const disp = n() % 0x1ff0;
     return [rex((n() & 1) === 0, s, 0, 3), 0x89, modrm(2, s, 3), ...imm32(disp)]; },
+  push: (n) => { const s = anyReg(n); return s >= 8 ? [0x41, 0x50 + (s & 7)] : [0x50 + s]; },
+  pop: (n) => { const d = pick(n, FREE); return d >= 8 ? [0x41, 0x58 + (d & 7)] : [0x58 + d]; },
+  pushImm: (n) => (n() & 1) === 0 ? [0x6a, n() & 0xff] : [0x68, ...imm32(n())],
+  frame: (n) => { // push rbp / mov rbp,rsp / push r / push imm8 / leave
+    const s = anyReg(n);
+    return [0x55, 0x48, 0x89, 0xe5, ...(s >= 8 ? [0x41, 0x50 + (s & 7)] : [0x50 + s]), 0x6a, n() & 0xff, 0xc9]; },
 };
+
+/** Classes that leave RSP as they found it (bodies of called functions). */
+const BALANCED = Object.keys(CLASSES).filter((c) => c !== 'push' && c !== 'pop' && c !== 'pushImm');
 
 /** body (random instructions) / sub ecx,1 / jnz body / hlt */
 function loopProgram(body: number[]): Uint8Array {
@@ -110,7 +119,7 @@ function randomInit(next: () => number): (cpu: Cpu) => void {
     for (let i = 0; i < 16; i++) { cpu.lo[i] = values[i]; cpu.hi[i] = values[16 + i]; }
     cpu.lo[3] = DATA; cpu.hi[3] = 0;
     cpu.lo[1] = 3; cpu.hi[1] = 0;
-    cpu.lo[4] = 0x80000; cpu.hi[4] = 0;
+    cpu.lo[4] = DATA + 0x1000; cpu.hi[4] = 0; // the stack is in the compared data
     cpu.setFlags(values[5] & 0x8d5, 0x8d5); // random arithmetic flags on entry (no lazy record)
     if (flagOp === 1) cpu.setLazy(1, 8, values[6], values[7], values[8], values[9], values[10], values[11]); // an ADD record
   };
@@ -210,4 +219,61 @@ test('a self-looping block stops exactly at the batch limit (lockstep with the i
   }
   assert.equal(a.halted, true);
   assert.ok((b.jit?.entries ?? 0) > 0);
+});
+
+/**
+ * loop: main / call f / sub ecx,1 / jnz loop / hlt; f: fBody / call g / fTail / ret; g: gBody / ret.
+ */
+function callProgram(main: number[], fBody: number[], fTail: number[], gBody: number[]): Uint8Array {
+  const callAt = main.length;
+  const loopLen = callAt + 5 + 3 + 6;
+  const f = loopLen + 1;
+  const fCall = f + fBody.length;
+  const g = fCall + 5 + fTail.length + 1;
+  return Uint8Array.from([
+    ...main, 0xe8, ...imm32(f - (callAt + 5)), 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-loopLen), 0xf4,
+    ...fBody, 0xe8, ...imm32(g - (fCall + 5)), ...fTail, 0xc3,
+    ...gBody, 0xc3,
+  ]);
+}
+
+test('nested CALL/RET with random bodies (stack in the compared data) match the interpreter', () => {
+  const next = rng(0x5eed);
+  const names = Object.keys(CLASSES);
+  let entries = 0;
+  const body = (len: number, from: string[]): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < len; i++) out.push(...CLASSES[from[next() % from.length]](next));
+    return out;
+  };
+  for (let trial = 0; trial < 150; trial++) {
+    const code = callProgram(body(next() % 8, names), body(next() % 6, BALANCED), body(next() % 6, BALANCED), body(next() % 6, BALANCED));
+    const r = compare(code, randomInit(next), `call trial ${trial}: ${Array.from(code, (b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+    entries += r.entries;
+  }
+  assert.ok(entries > 0, 'blocks ran');
+});
+
+test('stack accesses off the fast path (page-crossing, untouched page) exit before the instruction', () => {
+  // push rax / push rdx / pop rsi / call f / sub ecx,1 / jnz / hlt ; f: push rdi / pop rdi / ret
+  const main = [0x50, 0x52, 0x5e];
+  const code = callProgram(main, [0x57, 0x5f], [], []);
+  for (const sp of [DATA + 0x1004, DATA + 0x100c, DATA + 0x1010, 0x7f0008]) {
+    const r = compare(code, (cpu) => { cpu.lo[1] = 4; cpu.lo[4] = sp; cpu.lo[0] = 0x1234; cpu.lo[2] = -7; }, `rsp ${sp.toString(16)}`);
+    assert.ok(r.entries > 0, `entries at rsp ${sp.toString(16)}`);
+  }
+});
+
+test('RET to an address computed at run time, POP RSP and PUSH RSP match the interpreter', () => {
+  // lea rax,[rip+after] ... : push rsp / pop rsp / lea rax,[rip+2] / push rax / ret / (after:) add edx,1 / sub ecx,1 / jnz / hlt
+  const code = Uint8Array.from([
+    0x54, 0x5c, 0x54, 0x58, // push rsp / pop rsp / push rsp / pop rax
+    0x48, 0x8d, 0x05, ...imm32(4), 0x50, 0xc3, // lea rax,[rip+4] / push rax / ret -> after
+    0x90, 0x90,
+    0x83, 0xc2, 0x01, 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-(4 + 7 + 2 + 2 + 3 + 3 + 6)), 0xf4,
+  ]);
+  // The ret skips the two NOPs: lea's target is 4 bytes after its end (past push, ret and the NOPs).
+  const r = compare(code, (cpu) => { cpu.lo[1] = 5; cpu.lo[4] = DATA + 0x800; }, 'ret');
+  assert.equal(r.lo[2], 5);
+  assert.ok(r.entries > 0);
 });

@@ -6,8 +6,13 @@
  * into i64 locals at entry and written back at every exit; guest memory is the
  * same wasm memory, reached through an inlined probe of the interpreter's TLB
  * (also in the state area). Exit protocol: the function returns the number
- * of instructions completed and stores in W_EXIT where the vCPU continues:
- * rips[k], or -1 for the final branch's taken target. A block whose final
+ * of instructions completed, stores in W_RIP the RIP the vCPU continues at
+ * (a constant, the taken or fall-through target of a final Jcc, or the return
+ * address a final RET loaded) and in W_EXIT whether the block ended normally
+ * (EXIT_CHAIN) or stopped before one of its instructions (EXIT_EARLY).
+ * Stack instructions (PUSH/POP r, PUSH imm, LEAVE, CALL rel32, RET; 64-bit
+ * operand size) use the same TLB probe on RSP; CALL and RET end the block.
+ * A block whose final
  * branch jumps back to its start loops inside wasm while another full
  * iteration fits the batch budget (W_BUDGET). A memory access that misses
  * the TLB fast path (miss, non-RAM, page-crossing) exits before its
@@ -25,7 +30,9 @@ import {
   F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT,
 } from '../decoder.js';
 import { CodeWriter, emitModule, F64, I32, I64, Op, type MemorySpec } from './wasm-emitter.js';
-import { S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import {
+  EXIT_CHAIN, EXIT_EARLY, S_HI, S_LO, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_RIP, W_WR_SET,
+} from './state-layout.js';
 
 /** Most instructions per block. */
 const MAX_BLOCK = 64;
@@ -39,7 +46,7 @@ export interface BlockCode {
   selfLoop: boolean;
   /** rips[k]: RIP after k instructions (rips[0] = block start). */
   rips: Float64Array;
-  /** RIP of the final branch's target when taken (exit -1), else NaN. */
+  /** RIP of the final branch's target when taken, else NaN (also for RET). */
   target: number;
   /** The block reads flags written before it: W_FLAGS_IN must hold RFLAGS. */
   readsFlagsIn: boolean;
@@ -148,6 +155,26 @@ function classifySetcc(r: Int32Array, b: number): number {
   return lowByteReg(r[b + D_RM], f) ? 1 : 0;
 }
 
+/**
+ * Stack and call instructions, 64-bit operand size only: PUSH r / POP r /
+ * PUSH imm / LEAVE (1), CALL rel32 (2: a final branch with a known target),
+ * RET near (3: a final branch whose target the block stores in W_RIP).
+ */
+function classifyStack(r: Int32Array, b: number): number {
+  const op = r[b + D_OP];
+  const f = r[b + D_FLAGS];
+  if ((f & (F_LOCK | F_REP | F_REPNE)) !== 0 || (f & F_OSIZE_MASK) !== 2) return 0;
+  if ((op >= 0x50 && op <= 0x5f) || op === 0x68 || op === 0x6a || op === 0xc9) return 1;
+  if (op === 0xe8) return 2;
+  if (op === 0xc3) return 3;
+  return 0;
+}
+
+/** Whether instruction `op` (a stack instruction) may leave the block before it (stack access off the fast path). */
+function isStackOp(op: number): boolean {
+  return (op >= 0x50 && op <= 0x5f) || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xe8 || op === 0xc3;
+}
+
 /** Memory operands the translator handles: 64-bit address size, no segment base. */
 function memoryOperandOk(r: Int32Array, b: number): boolean {
   const f = r[b + D_FLAGS];
@@ -172,12 +199,14 @@ export function translateBlock(mem: Uint8Array, offset: number, rip: number, mem
   const rips: number[] = [rip];
   let count = 0;
   let branch = false;
+  let dynamic = false; // the final branch is RET
   while (count < MAX_BLOCK) {
     const b = count * D_STRIDE;
     const len = decode(src, 64, recs, b);
     if (len === DECODE_TOO_LONG || src.at + len > 4096) break;
     let kind = classify(recs, b);
     if (kind === 0) kind = classifySetcc(recs, b);
+    if (kind === 0) kind = classifyStack(recs, b);
     if (kind === 0) break;
     const next = rips[count] + len;
     if (kind === 2) {
@@ -188,12 +217,13 @@ export function translateBlock(mem: Uint8Array, offset: number, rip: number, mem
     src.at += len;
     count++;
     if (kind === 2) { branch = true; break; }
+    if (kind === 3) { branch = true; dynamic = true; break; }
   }
   if (count === 0) return null;
-  const target = branch ? rips[count] + recs[(count - 1) * D_STRIDE + D_IMM] : NaN;
-  // A block whose final branch returns to its start iterates inside wasm, unless it
+  const target = branch && !dynamic ? rips[count] + recs[(count - 1) * D_STRIDE + D_IMM] : NaN;
+  // A block whose final jump returns to its start iterates inside wasm, unless it
   // reads flags from before the block (later iterations would need the previous one's).
-  if (target === rip) {
+  if (target === rip && recs[(count - 1) * D_STRIDE + D_OP] !== 0xe8) {
     const looped = new BlockBuilder(recs, count, rips, branch, memory, true).build();
     if (!looped.readsFlagsIn) return looped;
   }
@@ -238,8 +268,9 @@ class BlockBuilder {
       w.loop();
     }
     for (let k = 0; k < this.count; k++) this.instruction(k);
-    const target = this.branch ? this.rips[this.count] + this.r[(this.count - 1) * D_STRIDE + D_IMM] : NaN;
-    if (!this.branch) this.exitAt(() => w.i32Const(this.count), this.count);
+    const last = (this.count - 1) * D_STRIDE;
+    const target = this.branch && this.r[last + D_OP] !== 0xc3 ? this.rips[this.count] + this.r[last + D_IMM] : NaN;
+    if (!this.branch) this.exitAt(() => this.ripAt(this.count), this.count);
     if (this.selfLoop) w.end().op(Op.unreachable);
     const bytes = emitModule(this.memory, { params: [I32], results: [I32], locals: LOCAL_TYPES, body: w });
     return {
@@ -256,7 +287,7 @@ class BlockBuilder {
       const b = k * D_STRIDE;
       const op = r[b + D_OP];
       const readsFlags = isFlagReader(op) || ((op === 0x81 || op === 0x83) && ((r[b + D_REG] & 7) === 2 || (r[b + D_REG] & 7) === 3));
-      const memory = (op === 0x89 || op === 0x8b) && (r[b + D_FLAGS] & F_MOD3) === 0;
+      const memory = ((op === 0x89 || op === 0x8b) && (r[b + D_FLAGS] & F_MOD3) === 0) || isStackOp(op);
       if ((readsFlags || memory) && last >= 0) this.live[last] = true;
       if (this.writesFlagsAt(k)) { last = k; this.live[k] = false; }
     }
@@ -316,17 +347,34 @@ class BlockBuilder {
   }
 
   /**
-   * Exits: state stores, W_EXIT = where to resume (pushed by `resume`: an
-   * instruction index, or -1 for the taken branch target), and returns the
-   * instructions completed (`completed` in this iteration plus earlier ones).
+   * Exits: state stores, W_RIP = the RIP to continue at (an i64 pushed by
+   * `nextRip`), W_EXIT = EXIT_EARLY when the exit stops before an instruction
+   * of the block (else EXIT_CHAIN), and returns the instructions completed
+   * (`completed` in this iteration plus earlier ones).
    */
-  private exitAt(resume: () => void, completed: number): void {
+  private exitAt(nextRip: () => void, completed: number, early = false): void {
     const w = this.w;
     this.exit();
-    w.get(L_BASE); resume(); w.mem(Op.i32Store, 2, S_WORDS + W_EXIT * 4);
+    w.get(L_BASE); nextRip(); w.mem(Op.i64Store, 3, S_WORDS + W_RIP * 4);
+    w.get(L_BASE).i32Const(early ? EXIT_EARLY : EXIT_CHAIN).mem(Op.i32Store, 2, S_WORDS + W_EXIT * 4);
     w.i32Const(completed);
     if (this.selfLoop) w.get(T_DONE).op(Op.i32Add);
     w.op(Op.return);
+  }
+
+  /** Pushes RIP `v` (a signed canonical number) as an i64. */
+  private ripConst(v: number): void {
+    this.w.i64Const(v % 0x1_0000_0000 | 0, Math.floor(v / 0x1_0000_0000));
+  }
+
+  /** Pushes the RIP after k instructions. */
+  private ripAt(k: number): void {
+    this.ripConst(this.rips[k]);
+  }
+
+  /** Pushes the taken target of the branch that is instruction k. */
+  private branchTarget(k: number): void {
+    this.ripConst(this.rips[k + 1] + this.r[k * D_STRIDE + D_IMM]);
   }
 
   // ---- operand helpers ----
@@ -373,9 +421,9 @@ class BlockBuilder {
    * address of instruction k; on a miss exits before instruction k. Leaves
    * the wasm address in T_ADDR.
    */
-  private probe(k: number, size: number, write: boolean): void {
+  private probe(k: number, size: number, write: boolean, linear: () => void = () => this.address(k)): void {
     const w = this.w;
-    this.address(k);
+    linear();
     w.set(T_LIN);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(0xfff).op(Op.i32And).set(T_PO);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(12).op(Op.i32ShrU).i32Const(TLB_MASK).op(Op.i32And)
@@ -392,7 +440,7 @@ class BlockBuilder {
       .end()
       .end();
     w.get(T_ADDR).i32Const(-1).op(Op.i32Eq).if();
-    this.exitAt(() => w.i32Const(k), k);
+    this.exitAt(() => this.ripAt(k), k, true);
     w.end();
   }
 
@@ -515,17 +563,21 @@ class BlockBuilder {
       this.storeRecord(); // later iterations' exits before their first flag writer see this record
       w.get(T_DONE).i32Const(this.count).op(Op.i32Add).set(T_DONE).br(2)
         .end();
-      this.exitAt(() => w.i32Const(-1), k + 1);
+      this.exitAt(() => this.branchTarget(k), k + 1);
       w.end();
-      this.exitAt(() => w.i32Const(k + 1), k + 1);
+      this.exitAt(() => this.ripAt(k + 1), k + 1);
       return;
     }
     if (jcc) {
-      this.exitAt(() => { w.i32Const(-1).i32Const(k + 1); this.cond(op & 15); w.op(Op.select); }, k + 1);
+      this.exitAt(() => { this.branchTarget(k); this.ripAt(k + 1); this.cond(op & 15); w.op(Op.select); }, k + 1);
       return;
     }
     if (op === 0xeb || op === 0xe9) {
-      this.exitAt(() => w.i32Const(-1), k + 1);
+      this.exitAt(() => this.branchTarget(k), k + 1);
+      return;
+    }
+    if (isStackOp(op)) {
+      this.stackInstruction(k, op);
       return;
     }
     if (op >= (OP_MAP_0F | 0x90) && op <= (OP_MAP_0F | 0x9f)) { // SETcc r8 (low byte)
@@ -622,6 +674,65 @@ class BlockBuilder {
       default:
         throw new Error(`translate: unexpected opcode ${op.toString(16)}`);
     }
+  }
+
+  /**
+   * PUSH r / POP r / PUSH imm / LEAVE / CALL rel32 / RET with 64-bit operand
+   * size. In 64-bit mode the stack is flat; a TLB hit implies a canonical
+   * address, so a stack access that would raise #SS or #PF misses and exits
+   * before the instruction (the interpreter raises it). RSP changes only after
+   * the access succeeds, as in Cpu.push/pop.
+   */
+  private stackInstruction(k: number, op: number): void {
+    const w = this.w;
+    const b = k * D_STRIDE;
+    const rsp = reg(4);
+    const below = (): void => { w.get(rsp).i64Const(8, 0).op(Op.i64Sub); };
+    const push = (value: () => void): void => {
+      this.probe(k, 8, true, below);
+      w.get(T_ADDR); value(); w.mem(Op.i64Store, 0, 0);
+      below(); this.setReg(4);
+    };
+    const pop = (): void => { // T_X = [RSP]; RSP += 8
+      this.probe(k, 8, false, () => w.get(rsp));
+      w.get(T_ADDR).mem(Op.i64Load, 0, 0).set(T_X);
+      w.get(rsp).i64Const(8, 0).op(Op.i64Add); this.setReg(4);
+    };
+    if (op <= 0x57) { // PUSH r (PUSH RSP stores the old value)
+      const n = this.r[b + D_REG];
+      push(() => w.get(reg(n)));
+      return;
+    }
+    if (op <= 0x5f) { // POP r (POP RSP keeps the loaded value)
+      pop();
+      w.get(T_X); this.setReg(this.r[b + D_REG]);
+      return;
+    }
+    if (op === 0x68 || op === 0x6a) {
+      const imm = this.r[b + D_IMM];
+      push(() => w.i64Const(imm, imm >> 31));
+      return;
+    }
+    if (op === 0xc9) { // LEAVE: RSP = RBP, then POP RBP
+      this.probe(k, 8, false, () => w.get(reg(5)));
+      w.get(T_ADDR).mem(Op.i64Load, 0, 0).set(T_X);
+      w.get(reg(5)).i64Const(8, 0).op(Op.i64Add); this.setReg(4);
+      w.get(T_X); this.setReg(5);
+      return;
+    }
+    if (op === 0xe8) { // CALL rel32: the target was checked canonical at translation
+      push(() => this.ripAt(k + 1));
+      this.exitAt(() => this.branchTarget(k), k + 1);
+      return;
+    }
+    // RET: a non-canonical return address is #GP before RSP changes; the interpreter raises it.
+    this.probe(k, 8, false, () => w.get(rsp));
+    w.get(T_ADDR).mem(Op.i64Load, 0, 0).set(T_X);
+    w.get(T_X).i64Const(0, 0x8000).op(Op.i64Add).i64Const(0, 0x10000).op(Op.i64GeU).if();
+    this.exitAt(() => this.ripAt(k), k, true);
+    w.end();
+    w.get(rsp).i64Const(8, 0).op(Op.i64Add); this.setReg(4);
+    this.exitAt(() => w.get(T_X), k + 1);
   }
 
   /** SHL/SHR (and SAL) of register m by a constant count. */
