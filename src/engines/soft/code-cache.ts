@@ -68,13 +68,18 @@ export class CodeCache {
       if (t === t && Math.floor((t % TWO32) / 4096) === page) { tags[slot] = NaN; this.jitCounts[slot] = 0; }
       // Blocks never cross their first instruction's page, so this drops every block with code in it.
       const j = jitTags[slot];
-      if (j === j && Math.floor((j % TWO32) / 4096) === page) { jitTags[slot] = NaN; this.jitBlocks[slot] = null; this.jitCounts[slot] = 0; }
+      if (j === j && Math.floor((j % TWO32) / 4096) === page) {
+        const block = this.jitBlocks[slot];
+        if (block !== null) block.owner.release(block); // out of the dispatchers' tables too
+        jitTags[slot] = NaN; this.jitBlocks[slot] = null; this.jitCounts[slot] = 0;
+      }
     }
   }
 
   flush(): void {
     this.tags.fill(NaN);
     this.jitTags.fill(NaN);
+    for (const block of this.jitBlocks) if (block !== null) block.owner.release(block);
     this.jitBlocks.fill(null);
     this.codePages.fill(0);
   }

@@ -277,3 +277,138 @@ test('RET to an address computed at run time, POP RSP and PUSH RSP match the int
   assert.equal(r.lo[2], 5);
   assert.ok(r.entries > 0);
 });
+
+/** Runs `code` in lockstep on the interpreter and with translation, batch by batch with odd budgets. */
+function lockstep(code: Uint8Array, init: (cpu: Cpu) => void, what: string): Cpu {
+  const make = (jit: boolean): Cpu => {
+    const ram = new GuestRam(8 * 1024 * 1024);
+    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+    ram.guestMemory.writeBytes(CODE, code);
+    const cache = new CodeCache(ram.size);
+    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
+    cpu.setState(longModeState(CODE, 0x9000));
+    init(cpu);
+    return cpu;
+  };
+  const a = make(false);
+  const b = make(true);
+  for (let batch = 0; batch < 20_000; batch++) {
+    const budget = 1 + ((batch * 37) % 101);
+    const ra = a.run(budget);
+    const rb = b.run(budget);
+    assert.equal(rb, ra);
+    assert.equal(b.instructions, a.instructions, `${what} batch ${batch}`);
+    assert.equal(b.rip, a.rip, `${what} batch ${batch}`);
+    assert.deepEqual(Array.from(b.lo), Array.from(a.lo), `${what} batch ${batch}`);
+    assert.deepEqual(Array.from(b.hi), Array.from(a.hi), `${what} batch ${batch}`);
+    assert.equal(b.getFlags(), a.getFlags(), `${what} batch ${batch}`);
+    if (ra === RUN_HALTED) break;
+  }
+  assert.equal(a.halted, true, `${what}: halted`);
+  return b;
+}
+
+test('chained blocks (calls, returns, loops) stop exactly at the batch limit and really chain', () => {
+  const next = rng(0xc4a1);
+  let chained = 0;
+  for (let trial = 0; trial < 20; trial++) {
+    const body = (len: number): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < len; i++) out.push(...CLASSES[BALANCED[next() % BALANCED.length]](next));
+      return out;
+    };
+    const code = callProgram(body(1 + next() % 5), body(next() % 5), body(next() % 5), body(next() % 5));
+    const initValues = randomInit(next);
+    const b = lockstep(code, (cpu) => { initValues(cpu); cpu.lo[1] = 200; }, `lockstep trial ${trial}`);
+    const jit = b.jit as Jit;
+    chained += jit.blocksRun - jit.entries;
+  }
+  assert.ok(chained > 1000, `blocks run without returning to JavaScript: ${chained}`);
+});
+
+/** add al,bl / sub al,bl / and al,bl / cmp al,bl / inc al / add ax,bx / sub ax,bx. */
+const NARROW_ALU = [[0x00, 0xd8], [0x28, 0xd8], [0x20, 0xd8], [0x38, 0xd8], [0xfe, 0xc0], [0x66, 0x01, 0xd8], [0x66, 0x29, 0xd8]];
+
+test('flags handed from block to block (and from 8-bit interpreted operations) match the interpreter', () => {
+  const next = rng(0xf1a6);
+  const names = Object.keys(CLASSES);
+  for (let trial = 0; trial < 300; trial++) {
+    const body: number[] = [];
+    const len = 1 + (next() % 20);
+    for (let i = 0; i < len; i++) {
+      const roll = next() % 8;
+      if (roll === 0) body.push(0xe9, 0, 0, 0, 0); // jmp to the next instruction: ends the block
+      else if (roll === 1) body.push(...NARROW_ALU[next() % NARROW_ALU.length]); // interpreted: an 8- or 16-bit record
+      else body.push(...CLASSES[names[next() % names.length]](next));
+    }
+    compare(loopProgram(body), randomInit(next), `flags trial ${trial}: ${body.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+  }
+});
+
+test('self-modifying code drops a block from the dispatch table too', () => {
+  // loop: call f / cmp ecx,5 / jne skip / mov [rbx],sil / skip: sub ecx,1 / jnz loop / hlt ; f (next page): mov eax,1 / add edx,eax / ret
+  const f = 0x1000;
+  const loop = [0xe8, ...imm32(f - 5), 0x83, 0xf9, 0x05, 0x75, 0x03, 0x40, 0x88, 0x33, 0x83, 0xe9, 0x01, 0x0f, 0x85];
+  const code = new Uint8Array(f + 16);
+  code.set([...loop, ...imm32(-(loop.length + 4)), 0xf4]);
+  code.set([0xb8, 0x01, 0x00, 0x00, 0x00, 0x01, 0xc2, 0xc3], f);
+  const init = (cpu: Cpu): void => { cpu.lo[3] = CODE + f + 1; cpu.lo[6] = 7; cpu.lo[1] = 10; cpu.lo[2] = 0; };
+  const r = compare(code, init, 'smc chained');
+  assert.equal(r.lo[2], 6 * 1 + 4 * 7, 'edx: f adds 1 until the store at ecx = 5, then 7');
+  lockstep(code, init, 'smc chained lockstep');
+});
+
+test('a chained call to a linear page remapped to other code runs the new code', () => {
+  // L1: call f / sub ecx,1 / jnz L1 / mov [rdi],r8 (PD entry) / mov rax,cr3 / mov cr3,rax / mov ecx,5 /
+  // L2: call g / call f / sub ecx,1 / jnz L2 / hlt. g (same linear page as f, only in the new mapping) refills the
+  // exec TLB entry of f's page first, so only the code-page check keeps the dispatcher from the old f.
+  const F = 0x400800; // not at a multiple of the decode cache size from CODE (that slot would be shared)
+  const call = (at: number, to: number): number[] => [0xe8, ...imm32(to - (CODE + at + 5))];
+  const l1 = [...call(0, F), 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-14)];
+  const mid = [0x4c, 0x89, 0x07, 0x0f, 0x20, 0xd8, 0x0f, 0x22, 0xd8, 0xb9, 0x05, 0, 0, 0];
+  const at2 = l1.length + mid.length;
+  const code = Uint8Array.from([...l1, ...mid, ...call(at2, F + 0x100), ...call(at2 + 5, F), 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-19), 0xf4]);
+  const init = (cpu: Cpu): void => {
+    cpu.ram.guestMemory.writeBytes(F, Uint8Array.from([0x83, 0xc2, 0x01, 0xc3])); // add edx,1 / ret
+    cpu.ram.guestMemory.writeBytes(0x600800, Uint8Array.from([0x83, 0xc2, 0x64, 0xc3])); // add edx,100 / ret
+    cpu.ram.guestMemory.writeBytes(0x600900, Uint8Array.from([0x81, 0xc2, ...imm32(1000), 0xc3])); // add edx,1000 / ret
+    cpu.lo[1] = 5; cpu.lo[2] = 0; cpu.lo[7] = 0x9000 + 0x2000 + 2 * 8; cpu.lo[8] = 0x600087;
+  };
+  const r = compare(code, init, 'remap');
+  assert.equal(r.lo[2], 5 + 5 * 1100);
+  lockstep(code, init, 'remap lockstep');
+});
+
+test('a loop reached at two linear addresses of one page runs with the right RIPs at each', () => {
+  // At CODE and at CODE + 1 GiB: loop: call f / lea rax,[rip] / add rdx,rax / sub ecx,1 / jnz loop / hlt ; f: add edx,1 / ret
+  const body = [0xe8, ...imm32(0), 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x48, 0x01, 0xc2, 0x83, 0xe9, 0x01, 0x0f, 0x85];
+  const fAt = body.length + 4 + 1;
+  body.splice(1, 4, ...imm32(fAt - 5));
+  const code = Uint8Array.from([...body, ...imm32(-(body.length + 4)), 0xf4, 0x83, 0xc2, 0x01, 0xc3]);
+  const run = (jit: boolean): Cpu => {
+    const ram = new GuestRam(8 * 1024 * 1024);
+    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+    ram.guestMemory.writeBytes(0xa000 + 8, Uint8Array.from([0x07, 0xe0, 0, 0, 0, 0, 0, 0])); // PDPT[1] -> a copy of the PD
+    ram.guestMemory.writeBytes(0xe000, ram.bytes.slice(0xb000, 0xc000));
+    ram.guestMemory.writeBytes(CODE, code);
+    const cache = new CodeCache(ram.size);
+    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
+    cpu.setState(longModeState(CODE, 0x9000));
+    for (let pass = 0; pass < 4; pass++) {
+      cpu.halted = false;
+      cpu.rip = CODE + (pass & 1) * 0x4000_0000;
+      cpu.lo[1] = 20;
+      while (cpu.run(97) !== RUN_HALTED) { /* until HLT */ }
+    }
+    return cpu;
+  };
+  const a = run(false);
+  const b = run(true);
+  assert.deepEqual(Array.from(b.lo), Array.from(a.lo));
+  assert.deepEqual(Array.from(b.hi), Array.from(a.hi));
+  assert.equal(b.rip, a.rip);
+  assert.equal(b.instructions, a.instructions);
+  assert.ok((b.jit as Jit).blocksRun > (b.jit as Jit).entries, 'chained');
+});
