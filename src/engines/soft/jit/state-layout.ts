@@ -45,7 +45,7 @@ export const S_TLB_OFF = S_TLB_TAG + TLB_SET_CAPACITY * TLB_SIZE * 8;
  * (function table index | instruction count << 24 | reads-flags-in << 31).
  */
 export const S_DISPATCH = S_TLB_OFF + TLB_SET_CAPACITY * TLB_SIZE * 8;
-export const DISPATCH_BITS = 14;
+export const DISPATCH_BITS = 16;
 export const DISPATCH_SIZE = 1 << DISPATCH_BITS;
 export const DISPATCH_STRIDE = 16;
 export const S_END = S_DISPATCH + DISPATCH_SIZE * DISPATCH_STRIDE;

@@ -98,6 +98,8 @@ const CLASSES: Record<string, Gen> = {
   push: (n) => { const s = anyReg(n); return s >= 8 ? [0x41, 0x50 + (s & 7)] : [0x50 + s]; },
   pop: (n) => { const d = pick(n, FREE); return d >= 8 ? [0x41, 0x58 + (d & 7)] : [0x58 + d]; },
   pushImm: (n) => (n() & 1) === 0 ? [0x6a, n() & 0xff] : [0x68, ...imm32(n())],
+  nop: (n) => pick(n, [0, 1, 2, 3, 4, 5, 6]) === 0 ? [0x41, 0x90] // XCHG r8d,eax: interpreted
+    : [[0x90], [0x66, 0x90], [0x0f, 0x1f, 0x44, 0, 0], [0xf3, 0x0f, 0x1e, 0xfa], [0x0f, 0x1f, 0x00], [0xf3, 0x90]][n() % 6],
   frame: (n) => { // push rbp / mov rbp,rsp / push r / push imm8 / leave
     const s = anyReg(n);
     return [0x55, 0x48, 0x89, 0xe5, ...(s >= 8 ? [0x41, 0x50 + (s & 7)] : [0x50 + s]), 0x6a, n() & 0xff, 0xc9]; },

@@ -12,6 +12,7 @@
  * (EXIT_CHAIN) or stopped before one of its instructions (EXIT_EARLY).
  * Stack instructions (PUSH/POP r, PUSH imm, LEAVE, CALL rel32, RET; 64-bit
  * operand size) use the same TLB probe on RSP; CALL and RET end the block.
+ * NOPs (90, hint NOPs 0F 0D / 0F 18-1F incl. ENDBR64) emit nothing.
  * A block whose final
  * branch jumps back to its start loops inside wasm while another full
  * iteration fits the batch budget (W_BUDGET). A memory access that misses
@@ -170,6 +171,23 @@ function classifyStack(r: Int32Array, b: number): number {
   return 0;
 }
 
+/**
+ * NOP (90 without REX.B, which is XCHG r8,rAX; PAUSE too), the hint NOPs
+ * 0F 0D and 0F 18-1F (multi-byte NOP, ENDBR64, prefetch: no access, no
+ * fault): 1, else 0. Common at function entries, where chained calls land.
+ */
+function classifyNop(r: Int32Array, b: number): number {
+  const op = r[b + D_OP];
+  const f = r[b + D_FLAGS];
+  if ((f & F_LOCK) !== 0) return 0;
+  if (op === 0x90) return (f & F_REX) !== 0 && (r[b + D_REG] & 8) !== 0 ? 0 : 1;
+  return isHintNop(op) ? 1 : 0;
+}
+
+function isHintNop(op: number): boolean {
+  return op === (OP_MAP_0F | 0x0d) || (op >= (OP_MAP_0F | 0x18) && op <= (OP_MAP_0F | 0x1f));
+}
+
 /** Whether instruction `op` (a stack instruction) may leave the block before it (stack access off the fast path). */
 function isStackOp(op: number): boolean {
   return (op >= 0x50 && op <= 0x5f) || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xe8 || op === 0xc3;
@@ -207,6 +225,7 @@ export function translateBlock(mem: Uint8Array, offset: number, rip: number, mem
     let kind = classify(recs, b);
     if (kind === 0) kind = classifySetcc(recs, b);
     if (kind === 0) kind = classifyStack(recs, b);
+    if (kind === 0) kind = classifyNop(recs, b);
     if (kind === 0) break;
     const next = rips[count] + len;
     if (kind === 2) {
@@ -580,6 +599,7 @@ class BlockBuilder {
       this.stackInstruction(k, op);
       return;
     }
+    if (op === 0x90 || isHintNop(op)) return; // NOPs (classifyNop)
     if (op >= (OP_MAP_0F | 0x90) && op <= (OP_MAP_0F | 0x9f)) { // SETcc r8 (low byte)
       w.get(reg(m)).i64Const(~0xff, -1).op(Op.i64And);
       this.cond(op & 15);
