@@ -255,6 +255,8 @@ class BlockBuilder {
   private lastWriter = -1;
   private readonly writers: Array<Writer | null> = [];
   private dirty = 0;
+  /** GPRs loaded at entry (registersUsed). */
+  private used = 0;
   private readsFlagsIn = false;
   private writesFlags = false;
   /** Whether each writer's record is observable (an exit or a flag read before the next writer). */
@@ -273,7 +275,10 @@ class BlockBuilder {
     const w = this.w;
     this.computeLiveness();
     // Entry: GPRs used by the block into locals, TLB set bases, entry flags.
+    const used = this.registersUsed();
+    this.used = used;
     for (let n = 0; n < 16; n++) {
+      if ((used & (1 << n)) === 0) continue;
       w.get(L_BASE).mem(Op.i64Load32U, 2, S_LO + n * 4)
         .get(L_BASE).mem(Op.i64Load32U, 2, S_HI + n * 4).i64Const(32, 0).op(Op.i64Shl).op(Op.i64Or).set(reg(n));
     }
@@ -282,8 +287,8 @@ class BlockBuilder {
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_FLAGS_IN * 4).set(T_FIN);
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_BUDGET * 4).set(T_BUDGET);
     if (this.selfLoop) {
-      // Every exit stores all GPRs: earlier iterations may have written any of them.
-      this.dirty = 0xffff;
+      // Every exit stores all GPRs the block uses: earlier iterations may have written any of them.
+      this.dirty = used;
       w.loop();
     }
     for (let k = 0; k < this.count; k++) this.instruction(k);
@@ -296,6 +301,29 @@ class BlockBuilder {
       bytes, count: this.count, selfLoop: this.selfLoop, rips: Float64Array.from(this.rips), target,
       readsFlagsIn: this.readsFlagsIn, writesFlags: this.writesFlags,
     };
+  }
+
+  /**
+   * GPRs the block may read or write (a superset: every register field of
+   * every instruction, plus RAX of the eAX,imm forms, RSP of stack
+   * instructions, RBP of LEAVE). Only these are loaded at entry; every
+   * register an instruction writes is among them.
+   */
+  private registersUsed(): number {
+    const r = this.r;
+    let mask = 0;
+    for (let k = 0; k < this.count; k++) {
+      const b = k * D_STRIDE;
+      for (const field of [D_REG, D_RM, D_BASE, D_INDEX]) {
+        const n = r[b + field];
+        if (n >= 0) mask |= 1 << (n & 15);
+      }
+      const op = r[b + D_OP];
+      if (op <= 0x3d && (op & 7) === 5) mask |= 1 << 0;
+      if (isStackOp(op)) mask |= 1 << 4;
+      if (op === 0xc9) mask |= 1 << 5;
+    }
+    return mask;
   }
 
   /** Static pass: which flag writers are observable. */
@@ -333,7 +361,7 @@ class BlockBuilder {
    */
   private exit(): void {
     const w = this.w;
-    if (this.selfLoop) this.dirty = 0xffff;
+    if (this.selfLoop) this.dirty = this.used;
     for (let n = 0; n < 16; n++) {
       if ((this.dirty & (1 << n)) === 0) continue;
       w.get(L_BASE).get(reg(n)).mem(Op.i64Store32, 2, S_LO + n * 4);
