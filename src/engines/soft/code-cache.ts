@@ -36,9 +36,14 @@ export class CodeCache {
   readonly jitCounts = new Int32Array(DC_SIZE);
   /** The shared block translator when translation is on. */
   jit: Jit | null = null;
+  /** Per page: bumped each time its cached code is dropped (a translation queued before is stale). */
+  readonly pageGenerations: Uint32Array;
+  /** Bumped by flush(). */
+  generation = 0;
 
   constructor(ramSize: number) {
     this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
+    this.pageGenerations = new Uint32Array(this.codePages.length);
   }
 
   static tagOf(offset: number, codeSizeIndex: number): number {
@@ -58,6 +63,7 @@ export class CodeCache {
     const page = Math.floor(offset / 4096);
     if (this.codePages[page] === 0) return;
     this.codePages[page] = 0;
+    this.pageGenerations[page]++;
     const pageBase = page * 4096;
     const first = pageBase & DC_MASK;
     const tags = this.tags;
@@ -68,13 +74,19 @@ export class CodeCache {
       if (t === t && Math.floor((t % TWO32) / 4096) === page) { tags[slot] = NaN; this.jitCounts[slot] = 0; }
       // Blocks never cross their first instruction's page, so this drops every block with code in it.
       const j = jitTags[slot];
-      if (j === j && Math.floor((j % TWO32) / 4096) === page) { jitTags[slot] = NaN; this.jitBlocks[slot] = null; this.jitCounts[slot] = 0; }
+      if (j === j && Math.floor((j % TWO32) / 4096) === page) {
+        const block = this.jitBlocks[slot];
+        if (block !== null) block.owner.release(block); // out of the dispatchers' tables too
+        jitTags[slot] = NaN; this.jitBlocks[slot] = null; this.jitCounts[slot] = 0;
+      }
     }
   }
 
   flush(): void {
+    this.generation++;
     this.tags.fill(NaN);
     this.jitTags.fill(NaN);
+    for (const block of this.jitBlocks) if (block !== null) block.owner.release(block);
     this.jitBlocks.fill(null);
     this.codePages.fill(0);
   }

@@ -221,6 +221,9 @@ export class Cpu {
   jit: Jit | null = null;
   /** The run loop's instruction limit for the current batch (translated blocks must fit below it). */
   jitLimit = 0;
+  /** This vCPU's dispatch table (jit/dispatcher.ts) and the translator that set it up, once it entered a block. */
+  jitDispatch: Int32Array | null = null;
+  jitDispatchOwner: Jit | null = null;
   /** Guest-physical page base. */
   readonly tlbPhys = new Float64Array(TLB_SETS * TLB_SIZE);
   readonly tlbGlobal = new Uint8Array(TLB_SETS * TLB_SIZE);

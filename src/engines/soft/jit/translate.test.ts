@@ -27,12 +27,15 @@ function rng(seed: number): () => number {
   return () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return s >>> 0; };
 }
 
-interface RunResult { lo: number[]; hi: number[]; rip: number; flags: number; instructions: number; data: number[]; translated: number; entries: number; fault: string; readOnly: number }
+interface RunResult { modules: number; lo: number[]; hi: number[]; rip: number; flags: number; instructions: number; data: number[]; translated: number; entries: number; fault: string; readOnly: number }
 
 /** The 2 MiB page at READ_ONLY is mapped without write permission (CR0.WP is set). */
 const READ_ONLY = 0x400000;
 
-function runOnce(code: Uint8Array, init: (cpu: Cpu) => void, jit: boolean): RunResult {
+/** How the translated run translates: at the first entry, one block per module (the default), or after `threshold` entries in batches. */
+interface Batching { threshold: number; batch: number }
+
+function runOnce(code: Uint8Array, init: (cpu: Cpu) => void, jit: boolean, batching: Batching = { threshold: 0, batch: 1 }): RunResult {
   const ram = new GuestRam(8 * 1024 * 1024);
   for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
   ram.guestMemory.writeBytes(0x9000 + 0x2000 + (READ_ONLY >> 21) * 8, Uint8Array.from([0x85, 0, READ_ONLY >> 16, 0]));
@@ -42,7 +45,7 @@ function runOnce(code: Uint8Array, init: (cpu: Cpu) => void, jit: boolean): RunR
   ram.guestMemory.writeBytes(DATA, data);
   const cache = new CodeCache(ram.size);
   const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
-  cpu.jit = jit ? new Jit(cache, ram, 0) : null; // whatever TYPEVISOR_SOFT_JIT says
+  cpu.jit = jit ? new Jit(cache, ram, batching.threshold, batching.batch) : null; // whatever TYPEVISOR_SOFT_JIT says
   cpu.setState(longModeState(CODE, 0x9000));
   init(cpu);
   let fault = '';
@@ -54,14 +57,14 @@ function runOnce(code: Uint8Array, init: (cpu: Cpu) => void, jit: boolean): RunR
   return {
     fault, readOnly: new DataView(ram.bytes.buffer, ram.bytes.byteOffset + READ_ONLY, 4).getInt32(0, true),
     lo: Array.from(cpu.lo), hi: Array.from(cpu.hi), rip: cpu.rip, flags: cpu.getFlags(), instructions: cpu.instructions,
-    data: Array.from(ram.bytes.subarray(DATA, DATA + 0x2000)), translated: cpu.jit?.translated ?? 0, entries: cpu.jit?.entries ?? 0,
+    data: Array.from(ram.bytes.subarray(DATA, DATA + 0x2000)), translated: cpu.jit?.translated ?? 0, entries: cpu.jit?.entries ?? 0, modules: cpu.jit?.modules ?? 0,
   };
 }
 
-function compare(code: Uint8Array, init: (cpu: Cpu) => void, what: string): RunResult {
+function compare(code: Uint8Array, init: (cpu: Cpu) => void, what: string, batching?: Batching): RunResult {
   const a = runOnce(code, init, false);
-  const b = runOnce(code, init, true);
-  assert.deepEqual({ ...b, translated: 0, entries: 0 }, { ...a, translated: 0, entries: 0 }, what);
+  const b = runOnce(code, init, true, batching);
+  assert.deepEqual({ ...b, translated: 0, entries: 0, modules: 0 }, { ...a, translated: 0, entries: 0, modules: 0 }, what);
   return b;
 }
 
@@ -107,7 +110,17 @@ const CLASSES: Record<string, Gen> = {
     return [rex((n() & 1) === 0, d, 0, 3), 0x8b, modrm(2, d, 3), ...imm32(disp)]; },
   store: (n) => { const s = anyReg(n); const disp = n() % 0x1ff0;
     return [rex((n() & 1) === 0, s, 0, 3), 0x89, modrm(2, s, 3), ...imm32(disp)]; },
+  push: (n) => { const s = anyReg(n); return s >= 8 ? [0x41, 0x50 + (s & 7)] : [0x50 + s]; },
+  pop: (n) => { const d = pick(n, FREE); return d >= 8 ? [0x41, 0x58 + (d & 7)] : [0x58 + d]; },
+  pushImm: (n) => (n() & 1) === 0 ? [0x6a, n() & 0xff] : [0x68, ...imm32(n())],
+  nop: (n) => [[0x90], [0x66, 0x90], [0x0f, 0x1f, 0x44, 0, 0], [0xf3, 0x0f, 0x1e, 0xfa], [0x0f, 0x1f, 0x00], [0xf3, 0x90]][n() % 6],
+  frame: (n) => { // push rbp / mov rbp,rsp / push r / push imm8 / leave
+    const s = anyReg(n);
+    return [0x55, 0x48, 0x89, 0xe5, ...(s >= 8 ? [0x41, 0x50 + (s & 7)] : [0x50 + s]), 0x6a, n() & 0xff, 0xc9]; },
 };
+
+/** Classes that leave RSP as they found it (bodies of called functions). */
+const BALANCED = Object.keys(CLASSES).filter((c) => c !== 'push' && c !== 'pop' && c !== 'pushImm');
 
 // ---- data-operation forms: memory operands, byte/word sizes, high-byte registers ----
 
@@ -227,7 +240,7 @@ function instructionCount(code: number[]): number {
 function translatedCount(code: Uint8Array): number {
   const mem = new Uint8Array(65536);
   mem.set(code);
-  return translateBlock(mem, 0, CODE, { pages: 1, shared: false })?.count ?? 0;
+  return translateBlock(mem, 0, CODE)?.count ?? 0;
 }
 
 /** body (random instructions) / sub ecx,1 / jnz body / hlt */
@@ -243,7 +256,7 @@ function randomInit(next: () => number): (cpu: Cpu) => void {
     for (let i = 0; i < 16; i++) { cpu.lo[i] = values[i]; cpu.hi[i] = values[16 + i]; }
     cpu.lo[3] = DATA; cpu.hi[3] = 0;
     cpu.lo[1] = 3; cpu.hi[1] = 0;
-    cpu.lo[4] = 0x80000; cpu.hi[4] = 0;
+    cpu.lo[4] = DATA + 0x1000; cpu.hi[4] = 0; // the stack is in the compared data
     cpu.segBase[4] = 0x100; cpu.segBase[5] = -0x100; // FS, GS
     cpu.setFlags(values[5] & 0x8d5, 0x8d5); // random arithmetic flags on entry (no lazy record)
     if (flagOp === 1) cpu.setLazy(1, 8, values[6], values[7], values[8], values[9], values[10], values[11]); // an ADD record
@@ -314,7 +327,7 @@ test('a read-modify-write of a read-only page exits to the interpreter (write pr
   const b = runOnce(loopR8(body), init, true);
   assert.match(a.fault, /triple|fault/i);
   assert.equal(b.readOnly, a.readOnly, 'the read-only page is unchanged');
-  assert.deepEqual({ ...b, translated: 0, entries: 0 }, { ...a, translated: 0, entries: 0 });
+  assert.deepEqual({ ...b, translated: 0, entries: 0, modules: 0 }, { ...a, translated: 0, entries: 0, modules: 0 });
   assert.ok(b.translated >= 1);
 });
 
@@ -395,4 +408,236 @@ test('a self-looping block stops exactly at the batch limit (lockstep with the i
   }
   assert.equal(a.halted, true);
   assert.ok((b.jit?.entries ?? 0) > 0);
+});
+
+/**
+ * loop: main / call f / sub ecx,1 / jnz loop / hlt; f: fBody / call g / fTail / ret; g: gBody / ret.
+ */
+function callProgram(main: number[], fBody: number[], fTail: number[], gBody: number[]): Uint8Array {
+  const callAt = main.length;
+  const loopLen = callAt + 5 + 3 + 6;
+  const f = loopLen + 1;
+  const fCall = f + fBody.length;
+  const g = fCall + 5 + fTail.length + 1;
+  return Uint8Array.from([
+    ...main, 0xe8, ...imm32(f - (callAt + 5)), 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-loopLen), 0xf4,
+    ...fBody, 0xe8, ...imm32(g - (fCall + 5)), ...fTail, 0xc3,
+    ...gBody, 0xc3,
+  ]);
+}
+
+test('nested CALL/RET with random bodies (stack in the compared data) match the interpreter', () => {
+  const next = rng(0x5eed);
+  const names = Object.keys(CLASSES);
+  let entries = 0;
+  const body = (len: number, from: string[]): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < len; i++) out.push(...CLASSES[from[next() % from.length]](next));
+    return out;
+  };
+  for (let trial = 0; trial < 150; trial++) {
+    const code = callProgram(body(next() % 8, names), body(next() % 6, BALANCED), body(next() % 6, BALANCED), body(next() % 6, BALANCED));
+    const r = compare(code, randomInit(next), `call trial ${trial}: ${Array.from(code, (b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+    entries += r.entries;
+  }
+  assert.ok(entries > 0, 'blocks ran');
+});
+
+test('stack accesses off the fast path (page-crossing, untouched page) exit before the instruction', () => {
+  // push rax / push rdx / pop rsi / call f / sub ecx,1 / jnz / hlt ; f: push rdi / pop rdi / ret
+  const main = [0x50, 0x52, 0x5e];
+  const code = callProgram(main, [0x57, 0x5f], [], []);
+  for (const sp of [DATA + 0x1004, DATA + 0x100c, DATA + 0x1010, 0x7f0008]) {
+    const r = compare(code, (cpu) => { cpu.lo[1] = 4; cpu.lo[4] = sp; cpu.lo[0] = 0x1234; cpu.lo[2] = -7; }, `rsp ${sp.toString(16)}`);
+    assert.ok(r.entries > 0, `entries at rsp ${sp.toString(16)}`);
+  }
+});
+
+test('RET to an address computed at run time, POP RSP and PUSH RSP match the interpreter', () => {
+  // lea rax,[rip+after] ... : push rsp / pop rsp / lea rax,[rip+2] / push rax / ret / (after:) add edx,1 / sub ecx,1 / jnz / hlt
+  const code = Uint8Array.from([
+    0x54, 0x5c, 0x54, 0x58, // push rsp / pop rsp / push rsp / pop rax
+    0x48, 0x8d, 0x05, ...imm32(4), 0x50, 0xc3, // lea rax,[rip+4] / push rax / ret -> after
+    0x90, 0x90,
+    0x83, 0xc2, 0x01, 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-(4 + 7 + 2 + 2 + 3 + 3 + 6)), 0xf4,
+  ]);
+  // The ret skips the two NOPs: lea's target is 4 bytes after its end (past push, ret and the NOPs).
+  const r = compare(code, (cpu) => { cpu.lo[1] = 5; cpu.lo[4] = DATA + 0x800; }, 'ret');
+  assert.equal(r.lo[2], 5);
+  assert.ok(r.entries > 0);
+});
+
+/** Runs `code` in lockstep on the interpreter and with translation, batch by batch with odd budgets. */
+function lockstep(code: Uint8Array, init: (cpu: Cpu) => void, what: string): Cpu {
+  const make = (jit: boolean): Cpu => {
+    const ram = new GuestRam(8 * 1024 * 1024);
+    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+    ram.guestMemory.writeBytes(CODE, code);
+    const cache = new CodeCache(ram.size);
+    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
+    cpu.setState(longModeState(CODE, 0x9000));
+    init(cpu);
+    return cpu;
+  };
+  const a = make(false);
+  const b = make(true);
+  for (let batch = 0; batch < 20_000; batch++) {
+    const budget = 1 + ((batch * 37) % 101);
+    const ra = a.run(budget);
+    const rb = b.run(budget);
+    assert.equal(rb, ra);
+    assert.equal(b.instructions, a.instructions, `${what} batch ${batch}`);
+    assert.equal(b.rip, a.rip, `${what} batch ${batch}`);
+    assert.deepEqual(Array.from(b.lo), Array.from(a.lo), `${what} batch ${batch}`);
+    assert.deepEqual(Array.from(b.hi), Array.from(a.hi), `${what} batch ${batch}`);
+    assert.equal(b.getFlags(), a.getFlags(), `${what} batch ${batch}`);
+    if (ra === RUN_HALTED) break;
+  }
+  assert.equal(a.halted, true, `${what}: halted`);
+  return b;
+}
+
+test('chained blocks (calls, returns, loops) stop exactly at the batch limit and really chain', () => {
+  const next = rng(0xc4a1);
+  let chained = 0;
+  for (let trial = 0; trial < 20; trial++) {
+    const body = (len: number): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < len; i++) out.push(...CLASSES[BALANCED[next() % BALANCED.length]](next));
+      return out;
+    };
+    const code = callProgram(body(1 + next() % 5), body(next() % 5), body(next() % 5), body(next() % 5));
+    const initValues = randomInit(next);
+    const b = lockstep(code, (cpu) => { initValues(cpu); cpu.lo[1] = 200; }, `lockstep trial ${trial}`);
+    const jit = b.jit as Jit;
+    chained += jit.blocksRun - jit.entries;
+  }
+  assert.ok(chained > 1000, `blocks run without returning to JavaScript: ${chained}`);
+});
+
+/** add al,bl / sub al,bl / and al,bl / cmp al,bl / inc al / add ax,bx / sub ax,bx. */
+const NARROW_ALU = [[0x00, 0xd8], [0x28, 0xd8], [0x20, 0xd8], [0x38, 0xd8], [0xfe, 0xc0], [0x66, 0x01, 0xd8], [0x66, 0x29, 0xd8]];
+
+test('flags handed from block to block (and from 8-bit interpreted operations) match the interpreter', () => {
+  const next = rng(0xf1a6);
+  const names = Object.keys(CLASSES);
+  for (let trial = 0; trial < 300; trial++) {
+    const body: number[] = [];
+    const len = 1 + (next() % 20);
+    for (let i = 0; i < len; i++) {
+      const roll = next() % 8;
+      if (roll === 0) body.push(0xe9, 0, 0, 0, 0); // jmp to the next instruction: ends the block
+      else if (roll === 1) body.push(...NARROW_ALU[next() % NARROW_ALU.length]); // interpreted: an 8- or 16-bit record
+      else body.push(...CLASSES[names[next() % names.length]](next));
+    }
+    compare(loopProgram(body), randomInit(next), `flags trial ${trial}: ${body.map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
+  }
+});
+
+test('blocks compiled in batches (several blocks per module, after a threshold) match the interpreter', () => {
+  const next = rng(0xba7c);
+  const names = Object.keys(CLASSES);
+  const body = (len: number, from: string[]): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < len; i++) out.push(...CLASSES[from[next() % from.length]](next));
+    return out;
+  };
+  let translated = 0;
+  let modules = 0;
+  for (let trial = 0; trial < 60; trial++) {
+    const code = callProgram(body(next() % 8, names), body(next() % 6, BALANCED), body(next() % 6, BALANCED), body(next() % 6, BALANCED));
+    const init = randomInit(next);
+    const r = compare(code, (cpu) => { init(cpu); cpu.lo[1] = 40; }, `batch trial ${trial}`, { threshold: 2, batch: 4 });
+    translated += r.translated;
+    modules += r.modules;
+  }
+  assert.ok(translated > 60 && translated > 2 * modules, `batches were compiled and put in service (${translated} blocks in ${modules} modules)`);
+});
+
+test('a block queued for its batch whose code is rewritten before the batch compiles is dropped, not run', () => {
+  // As the test below, with translation after 1 entry and a batch larger than the program: blocks wait in the queue
+  // until entered again, and the store rewrites f's page while its block may still be queued.
+  const f = 0x1000;
+  const loop = [0xe8, ...imm32(f - 5), 0x83, 0xf9, 0x05, 0x75, 0x03, 0x40, 0x88, 0x33, 0x83, 0xe9, 0x01, 0x0f, 0x85];
+  const code = new Uint8Array(f + 16);
+  code.set([...loop, ...imm32(-(loop.length + 4)), 0xf4]);
+  code.set([0xb8, 0x01, 0x00, 0x00, 0x00, 0x01, 0xc2, 0xc3], f);
+  for (const threshold of [1, 2, 3, 4]) {
+    const init = (cpu: Cpu): void => { cpu.lo[3] = CODE + f + 1; cpu.lo[6] = 7; cpu.lo[1] = 10; cpu.lo[2] = 0; };
+    const r = compare(code, init, `smc batched, threshold ${threshold}`, { threshold, batch: 64 });
+    assert.equal(r.lo[2], 6 * 1 + 4 * 7, 'edx: f adds 1 until the store at ecx = 5, then 7');
+  }
+});
+
+test('self-modifying code drops a block from the dispatch table too', () => {
+  // loop: call f / cmp ecx,5 / jne skip / mov [rbx],sil / skip: sub ecx,1 / jnz loop / hlt ; f (next page): mov eax,1 / add edx,eax / ret
+  const f = 0x1000;
+  const loop = [0xe8, ...imm32(f - 5), 0x83, 0xf9, 0x05, 0x75, 0x03, 0x40, 0x88, 0x33, 0x83, 0xe9, 0x01, 0x0f, 0x85];
+  const code = new Uint8Array(f + 16);
+  code.set([...loop, ...imm32(-(loop.length + 4)), 0xf4]);
+  code.set([0xb8, 0x01, 0x00, 0x00, 0x00, 0x01, 0xc2, 0xc3], f);
+  const init = (cpu: Cpu): void => { cpu.lo[3] = CODE + f + 1; cpu.lo[6] = 7; cpu.lo[1] = 10; cpu.lo[2] = 0; };
+  const r = compare(code, init, 'smc chained');
+  assert.equal(r.lo[2], 6 * 1 + 4 * 7, 'edx: f adds 1 until the store at ecx = 5, then 7');
+  lockstep(code, init, 'smc chained lockstep');
+});
+
+test('a chained call to a linear page remapped to other code runs the new code', () => {
+  // L1: call f / sub ecx,1 / jnz L1 / mov [rdi],r8 (PD entry) / mov rax,cr3 / mov cr3,rax / mov ecx,5 /
+  // L2: call g / call f / sub ecx,1 / jnz L2 / hlt. g (same linear page as f, only in the new mapping) refills the
+  // exec TLB entry of f's page first, so only the code-page check keeps the dispatcher from the old f.
+  const F = 0x400800; // not at a multiple of the decode cache size from CODE (that slot would be shared)
+  const call = (at: number, to: number): number[] => [0xe8, ...imm32(to - (CODE + at + 5))];
+  const l1 = [...call(0, F), 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-14)];
+  const mid = [0x4c, 0x89, 0x07, 0x0f, 0x20, 0xd8, 0x0f, 0x22, 0xd8, 0xb9, 0x05, 0, 0, 0];
+  const at2 = l1.length + mid.length;
+  const code = Uint8Array.from([...l1, ...mid, ...call(at2, F + 0x100), ...call(at2 + 5, F), 0x83, 0xe9, 0x01, 0x0f, 0x85, ...imm32(-19), 0xf4]);
+  const init = (cpu: Cpu): void => {
+    cpu.ram.guestMemory.writeBytes(F, Uint8Array.from([0x83, 0xc2, 0x01, 0xc3])); // add edx,1 / ret
+    cpu.ram.guestMemory.writeBytes(0x600800, Uint8Array.from([0x83, 0xc2, 0x64, 0xc3])); // add edx,100 / ret
+    cpu.ram.guestMemory.writeBytes(0x600900, Uint8Array.from([0x81, 0xc2, ...imm32(1000), 0xc3])); // add edx,1000 / ret
+    cpu.lo[1] = 5; cpu.lo[2] = 0; cpu.lo[7] = 0x9000 + 0x2000 + 2 * 8; cpu.lo[8] = 0x600087;
+  };
+  const r = compare(code, init, 'remap');
+  assert.equal(r.lo[2], 5 + 5 * 1100);
+  lockstep(code, init, 'remap lockstep');
+});
+
+test('a loop reached at two linear addresses of one page runs with the right RIPs at each', () => {
+  // At CODE and at CODE + 1 GiB: loop: call f / lea rax,[rip] / add rdx,rax / sub ecx,1 / jnz loop / hlt ; f: add edx,1 / ret
+  const body = [0xe8, ...imm32(0), 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x48, 0x01, 0xc2, 0x83, 0xe9, 0x01, 0x0f, 0x85];
+  const fAt = body.length + 4 + 1;
+  body.splice(1, 4, ...imm32(fAt - 5));
+  const code = Uint8Array.from([...body, ...imm32(-(body.length + 4)), 0xf4, 0x83, 0xc2, 0x01, 0xc3]);
+  const run = (jit: boolean): Cpu => {
+    const ram = new GuestRam(8 * 1024 * 1024);
+    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
+    ram.guestMemory.writeBytes(0xa000 + 8, Uint8Array.from([0x07, 0xe0, 0, 0, 0, 0, 0, 0])); // PDPT[1] -> a copy of the PD
+    ram.guestMemory.writeBytes(0xe000, ram.bytes.slice(0xb000, 0xc000));
+    ram.guestMemory.writeBytes(CODE, code);
+    const cache = new CodeCache(ram.size);
+    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
+    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
+    cpu.setState(longModeState(CODE, 0x9000));
+    for (let pass = 0; pass < 4; pass++) {
+      cpu.halted = false;
+      cpu.rip = CODE + (pass & 1) * 0x4000_0000;
+      cpu.lo[1] = 20;
+      while (cpu.run(97) !== RUN_HALTED) { /* until HLT */ }
+    }
+    return cpu;
+  };
+  const a = run(false);
+  const b = run(true);
+  assert.deepEqual(Array.from(b.lo), Array.from(a.lo));
+  assert.deepEqual(Array.from(b.hi), Array.from(a.hi));
+  assert.equal(b.rip, a.rip);
+  assert.equal(b.instructions, a.instructions);
+  assert.ok((b.jit as Jit).blocksRun > (b.jit as Jit).entries, 'chained');
+});
+
+test('90 with REX.B is XCHG r8, rAX (not a NOP): the translator leaves it to the interpreter', () => {
+  assert.equal(translatedCount(Uint8Array.from([0x41, 0x90, 0xf4])), 0);
+  assert.equal(translatedCount(Uint8Array.from([0xf3, 0x90, 0x90, 0x41, 0x90])), 2); // PAUSE, NOP, then the XCHG ends the block
 });

@@ -6,8 +6,14 @@
  * into i64 locals at entry and written back at every exit; guest memory is the
  * same wasm memory, reached through an inlined probe of the interpreter's TLB
  * (also in the state area). Exit protocol: the function returns the number
- * of instructions completed and stores in W_EXIT where the vCPU continues:
- * rips[k], or -1 for the final branch's taken target. A block whose final
+ * of instructions completed, stores in W_RIP the RIP the vCPU continues at
+ * (a constant, the taken or fall-through target of a final Jcc, or the return
+ * address a final RET loaded) and in W_EXIT whether the block ended normally
+ * (EXIT_CHAIN) or stopped before one of its instructions (EXIT_EARLY).
+ * Stack instructions (PUSH/POP r, PUSH imm, LEAVE, CALL rel32, RET; 64-bit
+ * operand size) use the same TLB probe on RSP; CALL and RET end the block.
+ * NOPs (90, hint NOPs 0F 0D / 0F 18-1F incl. ENDBR64) emit nothing.
+ * A block whose final
  * branch jumps back to its start loops inside wasm while another full
  * iteration fits the batch budget (W_BUDGET). A memory access that misses
  * the TLB fast path (miss, non-RAM, page-crossing) exits before its
@@ -32,22 +38,24 @@ import {
   decode, D_BASE, D_DISP, D_FLAGS, D_IMM, D_IMM2, D_INDEX, D_OP, D_REG, D_RM, D_SCALE, D_STRIDE, DECODE_TOO_LONG,
   F_ASIZE_SHIFT, F_LOCK, F_MOD3, F_MODRM, F_OSIZE_MASK, F_REP, F_REPNE, F_REX, F_RIPREL, F_SEG_SHIFT, OP_MAP_0F, SEG_FLAT, SEG_FS, SEG_GS,
 } from '../decoder.js';
-import { CodeWriter, emitModule, F64, I32, I64, Op, type MemorySpec } from './wasm-emitter.js';
-import { S_HI, S_LO, S_SEG_BASE, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_WR_SET } from './state-layout.js';
+import { CodeWriter, F64, I32, I64, Op, type FunctionSpec } from './wasm-emitter.js';
+import {
+  EXIT_CHAIN, EXIT_EARLY, S_HI, S_LO, S_SEG_BASE, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_RIP, W_WR_SET,
+} from './state-layout.js';
 
 /** Most instructions per block. */
 const MAX_BLOCK = 64;
 
-/** A translated block, ready to instantiate. */
+/** A translated block: its function, ready to go into a module (wasm-emitter.ts emitFunctions). */
 export interface BlockCode {
-  bytes: Uint8Array;
+  fn: FunctionSpec;
   /** Instructions in the block (including a final branch). */
   count: number;
   /** The final branch jumps back to the block start and the block iterates inside wasm (within W_BUDGET). */
   selfLoop: boolean;
   /** rips[k]: RIP after k instructions (rips[0] = block start). */
   rips: Float64Array;
-  /** RIP of the final branch's target when taken (exit -1), else NaN. */
+  /** RIP of the final branch's target when taken, else NaN (also for RET). */
   target: number;
   /** The block reads flags written before it: W_FLAGS_IN must hold RFLAGS. */
   readsFlagsIn: boolean;
@@ -130,6 +138,7 @@ function classify(r: Int32Array, b: number): number {
   const f = r[b + D_FLAGS];
   if ((f & F_LOCK) !== 0) return 0;
   if (isHintNop(op)) return 1; // REP prefixes are ignored (F3 0F 1E FA is ENDBR64)
+  if (op === 0x90) return (f & F_REX) !== 0 && (r[b + D_REG] & 8) !== 0 ? 0 : 1; // NOP, PAUSE (F3 90); with REX.B it is XCHG r8, rAX
   if ((f & (F_REP | F_REPNE)) !== 0) return 0;
   const mod3 = (f & F_MOD3) !== 0;
   // An r/m operand the translator can reach: a register, or memory with a 64-bit address and no segment base.
@@ -170,6 +179,26 @@ function classify(r: Int32Array, b: number): number {
   }
 }
 
+/**
+ * Stack and call instructions, 64-bit operand size only: PUSH r / POP r /
+ * PUSH imm / LEAVE (1), CALL rel32 (2: a final branch with a known target),
+ * RET near (3: a final branch whose target the block stores in W_RIP).
+ */
+function classifyStack(r: Int32Array, b: number): number {
+  const op = r[b + D_OP];
+  const f = r[b + D_FLAGS];
+  if ((f & (F_LOCK | F_REP | F_REPNE)) !== 0 || (f & F_OSIZE_MASK) !== 2) return 0;
+  if ((op >= 0x50 && op <= 0x5f) || op === 0x68 || op === 0x6a || op === 0xc9) return 1;
+  if (op === 0xe8) return 2;
+  if (op === 0xc3) return 3;
+  return 0;
+}
+
+/** Whether instruction `op` (a stack instruction) may leave the block before it (stack access off the fast path). */
+function isStackOp(op: number): boolean {
+  return (op >= 0x50 && op <= 0x5f) || op === 0x68 || op === 0x6a || op === 0xc9 || op === 0xe8 || op === 0xc3;
+}
+
 /** Memory operands the translator handles: 64-bit address size, flat or FS/GS-based. */
 function memoryOperandOk(r: Int32Array, b: number): boolean {
   const f = r[b + D_FLAGS];
@@ -201,18 +230,20 @@ function shiftCount(op: number, f: number, imm: number): number {
  * Translates the block starting at wasm offset `offset` (RIP `rip`, 64-bit
  * code). Returns null when its first instruction is not in the subset.
  */
-export function translateBlock(mem: Uint8Array, offset: number, rip: number, memory: MemorySpec): BlockCode | null {
+export function translateBlock(mem: Uint8Array, offset: number, rip: number): BlockCode | null {
   const pageBase = offset - (offset & 0xfff);
   const src = new PageBytes(mem, pageBase, offset & 0xfff);
   const recs = new Int32Array(MAX_BLOCK * D_STRIDE);
   const rips: number[] = [rip];
   let count = 0;
   let branch = false;
+  let dynamic = false; // the final branch is RET
   while (count < MAX_BLOCK) {
     const b = count * D_STRIDE;
     const len = decode(src, 64, recs, b);
     if (len === DECODE_TOO_LONG || src.at + len > 4096) break;
-    const kind = classify(recs, b);
+    let kind = classify(recs, b);
+    if (kind === 0) kind = classifyStack(recs, b);
     if (kind === 0) break;
     const next = rips[count] + len;
     if (kind === 2) {
@@ -223,16 +254,17 @@ export function translateBlock(mem: Uint8Array, offset: number, rip: number, mem
     src.at += len;
     count++;
     if (kind === 2) { branch = true; break; }
+    if (kind === 3) { branch = true; dynamic = true; break; }
   }
   if (count === 0) return null;
-  const target = branch ? rips[count] + recs[(count - 1) * D_STRIDE + D_IMM] : NaN;
-  // A block whose final branch returns to its start iterates inside wasm, unless it
+  const target = branch && !dynamic ? rips[count] + recs[(count - 1) * D_STRIDE + D_IMM] : NaN;
+  // A block whose final jump returns to its start iterates inside wasm, unless it
   // reads flags from before the block (later iterations would need the previous one's).
-  if (target === rip) {
-    const looped = new BlockBuilder(recs, count, rips, branch, memory, true).build();
+  if (target === rip && recs[(count - 1) * D_STRIDE + D_OP] !== 0xe8) {
+    const looped = new BlockBuilder(recs, count, rips, branch, true).build();
     if (!looped.readsFlagsIn) return looped;
   }
-  return new BlockBuilder(recs, count, rips, branch, memory, false).build();
+  return new BlockBuilder(recs, count, rips, branch, false).build();
 }
 
 class BlockBuilder {
@@ -241,6 +273,8 @@ class BlockBuilder {
   private lastWriter = -1;
   private readonly writers: Array<Writer | null> = [];
   private dirty = 0;
+  /** GPRs loaded at entry (registersUsed). */
+  private used = 0;
   private readsFlagsIn = false;
   private writesFlags = false;
   /** Whether each writer's record is observable (an exit or a flag read before the next writer). */
@@ -251,7 +285,6 @@ class BlockBuilder {
     private readonly count: number,
     private readonly rips: number[],
     private readonly branch: boolean,
-    private readonly memory: MemorySpec,
     private readonly selfLoop: boolean,
   ) {}
 
@@ -259,7 +292,10 @@ class BlockBuilder {
     const w = this.w;
     this.computeLiveness();
     // Entry: GPRs used by the block into locals, TLB set bases, entry flags.
+    const used = this.registersUsed();
+    this.used = used;
     for (let n = 0; n < 16; n++) {
+      if ((used & (1 << n)) === 0) continue;
       w.get(L_BASE).mem(Op.i64Load32U, 2, S_LO + n * 4)
         .get(L_BASE).mem(Op.i64Load32U, 2, S_HI + n * 4).i64Const(32, 0).op(Op.i64Shl).op(Op.i64Or).set(reg(n));
     }
@@ -268,19 +304,43 @@ class BlockBuilder {
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_FLAGS_IN * 4).set(T_FIN);
     w.get(L_BASE).mem(Op.i32Load, 2, S_WORDS + W_BUDGET * 4).set(T_BUDGET);
     if (this.selfLoop) {
-      // Every exit stores all GPRs: earlier iterations may have written any of them.
-      this.dirty = 0xffff;
+      // Every exit stores all GPRs the block uses: earlier iterations may have written any of them.
+      this.dirty = used;
       w.loop();
     }
     for (let k = 0; k < this.count; k++) this.instruction(k);
-    const target = this.branch ? this.rips[this.count] + this.r[(this.count - 1) * D_STRIDE + D_IMM] : NaN;
-    if (!this.branch) this.exitAt(() => w.i32Const(this.count), this.count);
+    const last = (this.count - 1) * D_STRIDE;
+    const target = this.branch && this.r[last + D_OP] !== 0xc3 ? this.rips[this.count] + this.r[last + D_IMM] : NaN;
+    if (!this.branch) this.exitAt(() => this.ripAt(this.count), this.count);
     if (this.selfLoop) w.end().op(Op.unreachable);
-    const bytes = emitModule(this.memory, { params: [I32], results: [I32], locals: LOCAL_TYPES, body: w });
+    const fn: FunctionSpec = { params: [I32], results: [I32], locals: LOCAL_TYPES, body: w };
     return {
-      bytes, count: this.count, selfLoop: this.selfLoop, rips: Float64Array.from(this.rips), target,
+      fn, count: this.count, selfLoop: this.selfLoop, rips: Float64Array.from(this.rips), target,
       readsFlagsIn: this.readsFlagsIn, writesFlags: this.writesFlags,
     };
+  }
+
+  /**
+   * GPRs the block may read or write (a superset: every register field of
+   * every instruction, RAX..RBX always (the accumulator forms, AH..BH byte
+   * registers, CL shift counts, MUL/DIV, CBW..CQO), RSP of stack
+   * instructions, RBP of LEAVE). Only these are loaded at entry; every
+   * register an instruction writes is among them.
+   */
+  private registersUsed(): number {
+    const r = this.r;
+    let mask = 0xf;
+    for (let k = 0; k < this.count; k++) {
+      const b = k * D_STRIDE;
+      for (const field of [D_REG, D_RM, D_BASE, D_INDEX]) {
+        const n = r[b + field];
+        if (n >= 0) mask |= 1 << (n & 15);
+      }
+      const op = r[b + D_OP];
+      if (isStackOp(op)) mask |= 1 << 4;
+      if (op === 0xc9) mask |= 1 << 5;
+    }
+    return mask;
   }
 
   /**
@@ -322,13 +382,14 @@ class BlockBuilder {
     }
   }
 
-  /** Whether instruction k may exit before itself: a memory operand (TLB probe) or a shift count in CL that is zero. */
+  /** Whether instruction k may exit before itself: a memory operand or stack access (TLB probe), a shift count in CL that is zero, DIV/IDIV. */
   private mayExitAt(k: number): boolean {
     const b = k * D_STRIDE;
     const r = this.r;
     const op = r[b + D_OP];
     if (op === 0xd2 || op === 0xd3) return true;
     if (op === 0xf7 && (r[b + D_REG] & 7) >= 6) return true; // DIV/IDIV: #DE and the wide cases go to the interpreter
+    if (isStackOp(op)) return true; // stack accesses probe the TLB; RET also exits on a non-canonical target
     const f = r[b + D_FLAGS];
     return (f & F_MODRM) !== 0 && (f & F_MOD3) === 0 && op !== 0x8d && !isHintNop(op);
   }
@@ -340,7 +401,7 @@ class BlockBuilder {
    */
   private exit(): void {
     const w = this.w;
-    if (this.selfLoop) this.dirty = 0xffff;
+    if (this.selfLoop) this.dirty = this.used;
     for (let n = 0; n < 16; n++) {
       if ((this.dirty & (1 << n)) === 0) continue;
       w.get(L_BASE).get(reg(n)).mem(Op.i64Store32, 2, S_LO + n * 4);
@@ -377,17 +438,34 @@ class BlockBuilder {
   }
 
   /**
-   * Exits: state stores, W_EXIT = where to resume (pushed by `resume`: an
-   * instruction index, or -1 for the taken branch target), and returns the
-   * instructions completed (`completed` in this iteration plus earlier ones).
+   * Exits: state stores, W_RIP = the RIP to continue at (an i64 pushed by
+   * `nextRip`), W_EXIT = EXIT_EARLY when the exit stops before an instruction
+   * of the block (else EXIT_CHAIN), and returns the instructions completed
+   * (`completed` in this iteration plus earlier ones).
    */
-  private exitAt(resume: () => void, completed: number): void {
+  private exitAt(nextRip: () => void, completed: number, early = false): void {
     const w = this.w;
     this.exit();
-    w.get(L_BASE); resume(); w.mem(Op.i32Store, 2, S_WORDS + W_EXIT * 4);
+    w.get(L_BASE); nextRip(); w.mem(Op.i64Store, 3, S_WORDS + W_RIP * 4);
+    w.get(L_BASE).i32Const(early ? EXIT_EARLY : EXIT_CHAIN).mem(Op.i32Store, 2, S_WORDS + W_EXIT * 4);
     w.i32Const(completed);
     if (this.selfLoop) w.get(T_DONE).op(Op.i32Add);
     w.op(Op.return);
+  }
+
+  /** Pushes RIP `v` (a signed canonical number) as an i64. */
+  private ripConst(v: number): void {
+    this.w.i64Const(v % 0x1_0000_0000 | 0, Math.floor(v / 0x1_0000_0000));
+  }
+
+  /** Pushes the RIP after k instructions. */
+  private ripAt(k: number): void {
+    this.ripConst(this.rips[k]);
+  }
+
+  /** Pushes the taken target of the branch that is instruction k. */
+  private branchTarget(k: number): void {
+    this.ripConst(this.rips[k + 1] + this.r[k * D_STRIDE + D_IMM]);
   }
 
   // ---- operand helpers ----
@@ -508,9 +586,9 @@ class BlockBuilder {
    * address of instruction k; on a miss exits before instruction k. Leaves
    * the wasm address in T_ADDR.
    */
-  private probe(k: number, size: number, write: boolean): void {
+  private probe(k: number, size: number, write: boolean, linear: () => void = () => this.linear(k)): void {
     const w = this.w;
-    this.linear(k);
+    linear();
     w.set(T_LIN);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(0xfff).op(Op.i32And).set(T_PO);
     w.get(T_LIN).op(Op.i32WrapI64).i32Const(12).op(Op.i32ShrU).i32Const(TLB_MASK).op(Op.i32And)
@@ -527,7 +605,7 @@ class BlockBuilder {
       .end()
       .end();
     w.get(T_ADDR).i32Const(-1).op(Op.i32Eq).if();
-    this.exitAt(() => w.i32Const(k), k);
+    this.exitAt(() => this.ripAt(k), k, true);
     w.end();
   }
 
@@ -675,17 +753,21 @@ class BlockBuilder {
       this.storeRecord(); // later iterations' exits before their first flag writer see this record
       w.get(T_DONE).i32Const(this.count).op(Op.i32Add).set(T_DONE).br(2)
         .end();
-      this.exitAt(() => w.i32Const(-1), k + 1);
+      this.exitAt(() => this.branchTarget(k), k + 1);
       w.end();
-      this.exitAt(() => w.i32Const(k + 1), k + 1);
+      this.exitAt(() => this.ripAt(k + 1), k + 1);
       return;
     }
     if (jcc) {
-      this.exitAt(() => { w.i32Const(-1).i32Const(k + 1); this.cond(op & 15); w.op(Op.select); }, k + 1);
+      this.exitAt(() => { this.branchTarget(k); this.ripAt(k + 1); this.cond(op & 15); w.op(Op.select); }, k + 1);
       return;
     }
     if (op === 0xeb || op === 0xe9) {
-      this.exitAt(() => w.i32Const(-1), k + 1);
+      this.exitAt(() => this.branchTarget(k), k + 1);
+      return;
+    }
+    if (isStackOp(op)) {
+      this.stackInstruction(k, op);
       return;
     }
     if (op < 0x40) { this.aluForm(k, op); return; }
@@ -821,6 +903,65 @@ class BlockBuilder {
     }
   }
 
+  /**
+   * PUSH r / POP r / PUSH imm / LEAVE / CALL rel32 / RET with 64-bit operand
+   * size. In 64-bit mode the stack is flat; a TLB hit implies a canonical
+   * address, so a stack access that would raise #SS or #PF misses and exits
+   * before the instruction (the interpreter raises it). RSP changes only after
+   * the access succeeds, as in Cpu.push/pop.
+   */
+  private stackInstruction(k: number, op: number): void {
+    const w = this.w;
+    const b = k * D_STRIDE;
+    const rsp = reg(4);
+    const below = (): void => { w.get(rsp).i64Const(8, 0).op(Op.i64Sub); };
+    const push = (value: () => void): void => {
+      this.probe(k, 8, true, below);
+      w.get(T_ADDR); value(); w.mem(Op.i64Store, 0, 0);
+      below(); this.setReg(4);
+    };
+    const pop = (): void => { // T_X = [RSP]; RSP += 8
+      this.probe(k, 8, false, () => w.get(rsp));
+      w.get(T_ADDR).mem(Op.i64Load, 0, 0).set(T_X);
+      w.get(rsp).i64Const(8, 0).op(Op.i64Add); this.setReg(4);
+    };
+    if (op <= 0x57) { // PUSH r (PUSH RSP stores the old value)
+      const n = this.r[b + D_REG];
+      push(() => w.get(reg(n)));
+      return;
+    }
+    if (op <= 0x5f) { // POP r (POP RSP keeps the loaded value)
+      pop();
+      w.get(T_X); this.setReg(this.r[b + D_REG]);
+      return;
+    }
+    if (op === 0x68 || op === 0x6a) {
+      const imm = this.r[b + D_IMM];
+      push(() => w.i64Const(imm, imm >> 31));
+      return;
+    }
+    if (op === 0xc9) { // LEAVE: RSP = RBP, then POP RBP
+      this.probe(k, 8, false, () => w.get(reg(5)));
+      w.get(T_ADDR).mem(Op.i64Load, 0, 0).set(T_X);
+      w.get(reg(5)).i64Const(8, 0).op(Op.i64Add); this.setReg(4);
+      w.get(T_X); this.setReg(5);
+      return;
+    }
+    if (op === 0xe8) { // CALL rel32: the target was checked canonical at translation
+      push(() => this.ripAt(k + 1));
+      this.exitAt(() => this.branchTarget(k), k + 1);
+      return;
+    }
+    // RET: a non-canonical return address is #GP before RSP changes; the interpreter raises it.
+    this.probe(k, 8, false, () => w.get(rsp));
+    w.get(T_ADDR).mem(Op.i64Load, 0, 0).set(T_X);
+    w.get(T_X).i64Const(0, 0x8000).op(Op.i64Add).i64Const(0, 0x10000).op(Op.i64GeU).if();
+    this.exitAt(() => this.ripAt(k), k, true);
+    w.end();
+    w.get(rsp).i64Const(8, 0).op(Op.i64Add); this.setReg(4);
+    this.exitAt(() => w.get(T_X), k + 1);
+  }
+
   /** The ALU forms 00-3D: E op= G, G op= E, accumulator op= imm, at byte or word size. */
   private aluForm(k: number, op: number): void {
     const w = this.w;
@@ -862,7 +1003,7 @@ class BlockBuilder {
     }
     if (count < 0) {
       w.get(reg(1)).i64Const(size === 8 ? 63 : 31, 0).op(Op.i64And).tee(T_N).op(Op.i64Eqz).if();
-      this.exitAt(() => w.i32Const(k), k);
+      this.exitAt(() => this.ripAt(k), k, true);
       w.end();
     }
     const cnt = (minus: number): void => { if (count < 0) { w.get(T_N); if (minus !== 0) w.i64Const(-minus, -1).op(Op.i64Add); } else w.i64Const(count - minus, 0); };
@@ -999,7 +1140,7 @@ class BlockBuilder {
   private divAcc(k: number, size: number, signed: boolean): void {
     const w = this.w;
     this.probeRm(k, size, false);
-    const bail = (): void => { w.if(); this.exitAt(() => w.i32Const(k), k); w.end(); };
+    const bail = (): void => { w.if(); this.exitAt(() => this.ripAt(k), k, true); w.end(); };
     if (size === 4) {
       // T_A = the 64-bit dividend EDX:EAX, T_B = the divisor (sign- or zero-extended).
       w.get(reg(2)).i64Const(32, 0).op(Op.i64Shl).get(reg(0)).i64Const(-1, 0).op(Op.i64And).op(Op.i64Or).set(T_P);
