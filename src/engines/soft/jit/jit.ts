@@ -19,9 +19,8 @@
  * 8- or 16-bit operation, is materialised into RFLAGS first) and copied
  * back at exit with the RIP (W_RIP) and the instructions completed.
  *
- * Translation is off by default until a regression is fixed: the Debian
- * rootfs boot (systemd, many processes) ran far slower with it than
- * interpreted (same host, side by side). TYPEVISOR_SOFT_JIT=1 turns it on; TYPEVISOR_SOFT_JIT_THRESHOLD
+ * Translation is on by default; TYPEVISOR_SOFT_JIT=0 turns it off (the
+ * interpreter alone), TYPEVISOR_SOFT_JIT_THRESHOLD
  * sets the entry count (0: translate on first entry); TYPEVISOR_SOFT_JIT_STATS=1
  * prints blocks translated, dispatcher entries and blocks run to stderr at exit.
  */
@@ -81,7 +80,7 @@ interface QueuedBlock {
 const BATCH_BLOCKS = 32;
 
 /** Whether translation is on by default (TYPEVISOR_SOFT_JIT unset). */
-export const JIT_DEFAULT_ON = false;
+export const JIT_DEFAULT_ON = true;
 const DEFAULT_THRESHOLD = 2000;
 /** A slot whose block could not be translated waits this many entries before trying again. */
 const RETRY_DELAY = 1 << 30;
