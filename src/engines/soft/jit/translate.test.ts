@@ -380,33 +380,7 @@ test('a block reached at another linear address (aliased mapping) is not run wit
 test('a self-looping block stops exactly at the batch limit (lockstep with the interpreter, odd batch sizes)', () => {
   // mov rax,[rbx] / add rax,rcx / mov [rbx+8],rax / imul rdx,rax / sub ecx,1 / jnz — 1000 iterations.
   const body = [0x48, 0x8b, 0x03, 0x48, 0x01, 0xc8, 0x48, 0x89, 0x43, 0x08, 0x48, 0x0f, 0xaf, 0xd0];
-  const code = loopProgram(body);
-  const make = (jit: boolean): Cpu => {
-    const ram = new GuestRam(8 * 1024 * 1024);
-    for (const m of identityPageTables(0x9000)) ram.guestMemory.writeBytes(m.address, m.bytes);
-    ram.guestMemory.writeBytes(CODE, code);
-    const cache = new CodeCache(ram.size);
-    const cpu = new Cpu(0, ram, cache, null, new MonotonicClock());
-    cpu.jit = jit ? new Jit(cache, ram, 0) : null;
-    cpu.setState(longModeState(CODE, 0x9000));
-    cpu.lo[3] = DATA; cpu.lo[1] = 1000; cpu.lo[2] = 3;
-    return cpu;
-  };
-  const a = make(false);
-  const b = make(true);
-  for (let batch = 0; batch < 10_000; batch++) {
-    const budget = 1 + ((batch * 37) % 101);
-    const ra = a.run(budget);
-    const rb = b.run(budget);
-    assert.equal(rb, ra);
-    assert.equal(b.instructions, a.instructions, `batch ${batch}`);
-    assert.equal(b.rip, a.rip, `batch ${batch}`);
-    assert.deepEqual(Array.from(b.lo), Array.from(a.lo), `batch ${batch}`);
-    assert.deepEqual(Array.from(b.hi), Array.from(a.hi), `batch ${batch}`);
-    assert.equal(b.getFlags(), a.getFlags(), `batch ${batch}`);
-    if (ra === RUN_HALTED) break;
-  }
-  assert.equal(a.halted, true);
+  const b = lockstep(loopProgram(body), (cpu) => { cpu.lo[3] = DATA; cpu.lo[1] = 1000; cpu.lo[2] = 3; }, 'self loop');
   assert.ok((b.jit?.entries ?? 0) > 0);
 });
 
@@ -555,29 +529,31 @@ test('blocks compiled in batches (several blocks per module, after a threshold) 
   assert.ok(translated > 60 && translated > 2 * modules, `batches were compiled and put in service (${translated} blocks in ${modules} modules)`);
 });
 
-test('a block queued for its batch whose code is rewritten before the batch compiles is dropped, not run', () => {
-  // As the test below, with translation after 1 entry and a batch larger than the program: blocks wait in the queue
-  // until entered again, and the store rewrites f's page while its block may still be queued.
+/**
+ * loop: call f / cmp ecx,5 / jne skip / mov [rbx],sil / skip: sub ecx,1 / jnz loop / hlt ; f (next page): mov eax,1 /
+ * add edx,eax / ret. The store at ecx = 5 rewrites f's immediate to 7: EDX ends at 6 * 1 + 4 * 7.
+ */
+function smcCallProgram(): { code: Uint8Array; init: (cpu: Cpu) => void } {
   const f = 0x1000;
   const loop = [0xe8, ...imm32(f - 5), 0x83, 0xf9, 0x05, 0x75, 0x03, 0x40, 0x88, 0x33, 0x83, 0xe9, 0x01, 0x0f, 0x85];
   const code = new Uint8Array(f + 16);
   code.set([...loop, ...imm32(-(loop.length + 4)), 0xf4]);
   code.set([0xb8, 0x01, 0x00, 0x00, 0x00, 0x01, 0xc2, 0xc3], f);
+  return { code, init: (cpu) => { cpu.lo[3] = CODE + f + 1; cpu.lo[6] = 7; cpu.lo[1] = 10; cpu.lo[2] = 0; } };
+}
+
+test('a block queued for its batch whose code is rewritten before the batch compiles is dropped, not run', () => {
+  // Translation after a few entries and a batch larger than the program: blocks wait in the queue until entered
+  // again, and the store rewrites f's page while its block may still be queued.
+  const { code, init } = smcCallProgram();
   for (const threshold of [1, 2, 3, 4]) {
-    const init = (cpu: Cpu): void => { cpu.lo[3] = CODE + f + 1; cpu.lo[6] = 7; cpu.lo[1] = 10; cpu.lo[2] = 0; };
     const r = compare(code, init, `smc batched, threshold ${threshold}`, { threshold, batch: 64 });
     assert.equal(r.lo[2], 6 * 1 + 4 * 7, 'edx: f adds 1 until the store at ecx = 5, then 7');
   }
 });
 
 test('self-modifying code drops a block from the dispatch table too', () => {
-  // loop: call f / cmp ecx,5 / jne skip / mov [rbx],sil / skip: sub ecx,1 / jnz loop / hlt ; f (next page): mov eax,1 / add edx,eax / ret
-  const f = 0x1000;
-  const loop = [0xe8, ...imm32(f - 5), 0x83, 0xf9, 0x05, 0x75, 0x03, 0x40, 0x88, 0x33, 0x83, 0xe9, 0x01, 0x0f, 0x85];
-  const code = new Uint8Array(f + 16);
-  code.set([...loop, ...imm32(-(loop.length + 4)), 0xf4]);
-  code.set([0xb8, 0x01, 0x00, 0x00, 0x00, 0x01, 0xc2, 0xc3], f);
-  const init = (cpu: Cpu): void => { cpu.lo[3] = CODE + f + 1; cpu.lo[6] = 7; cpu.lo[1] = 10; cpu.lo[2] = 0; };
+  const { code, init } = smcCallProgram();
   const r = compare(code, init, 'smc chained');
   assert.equal(r.lo[2], 6 * 1 + 4 * 7, 'edx: f adds 1 until the store at ecx = 5, then 7');
   lockstep(code, init, 'smc chained lockstep');
