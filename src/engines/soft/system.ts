@@ -45,6 +45,8 @@ const APIC_BASE_ENABLE = 1 << 11;
 const APIC_BASE_EXTD = 1 << 10;
 // CPUID.1:ECX.TSC-Deadline: the local APIC timer's TSC-deadline mode (platform/local-apic.ts).
 const F1_ECX_TSC_DEADLINE = 1 << 24;
+// CPUID.1:ECX.x2APIC: the local APIC's x2APIC mode (platform/local-apic.ts; enabled through IA32_APIC_BASE.EXTD).
+const F1_ECX_X2APIC = 1 << 21;
 // CPUID.1:ECX: CX16 and the hypervisor bit.
 const F1_ECX = (1 << 0) /* SSE3 (sse/) */ | (1 << 13) | (1 << 31);
 // CPUID.7.0:EBX: IA32_TSC_ADJUST.
@@ -79,7 +81,7 @@ export function cpuid(c: Cpu): void {
     case 1:
       a = 0x000306a9; // family 6, model 0x3a, stepping 9
       b = (c.index << 24) | (1 << 16) | (8 << 8);
-      cc = F1_ECX | (c.lapic !== null ? F1_ECX_TSC_DEADLINE : 0);
+      cc = F1_ECX | (c.lapic !== null ? F1_ECX_TSC_DEADLINE | F1_ECX_X2APIC : 0);
       d = F1_EDX | (apicHardwareEnabled(c) ? F1_EDX_APIC : 0);
       break;
     case 7:
@@ -185,8 +187,8 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): boolean {
       c.flushTlb(true);
       return true;
     case 0x1b: case 0x6e0:
-      // CPUID does not advertise x2APIC, so IA32_APIC_BASE.EXTD (bit 10) is reserved (#GP).
-      if (msr === 0x1b && (lo & APIC_BASE_EXTD) !== 0) return false;
+      // IA32_APIC_BASE.EXTD (x2APIC mode) exists only with a local APIC (CPUID.1:ECX.x2APIC is set with it).
+      if (msr === 0x1b && (lo & APIC_BASE_EXTD) !== 0 && c.lapic === null) return false;
       if (c.lapic !== null) return c.lapic.writeMsr(msr, lo >>> 0, hi >>> 0);
       if (msr === 0x1b) { c.apicBase = lo >>> 0; return true; }
       return false;
