@@ -6,31 +6,19 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, identityPageTables, longModeState, softRunner } from './test-support.js';
+import {
+  ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, buildGdt, buildTss, DESCRIPTOR, identityPageTables, longModeState, softRunner,
+} from './test-support.js';
 
 /** GDT: 0x08 kernel code64, 0x10 kernel data, 0x18 user code32, 0x20 user data, 0x28 user code64, 0x30 TSS (16 bytes). */
 function gdtWithTss(tssBase: number): Uint8Array {
-  const gdt = new Uint8Array(0x40);
-  const v = new DataView(gdt.buffer);
-  v.setBigUint64(0x08, 0x00af9a000000ffffn, true);
-  v.setBigUint64(0x10, 0x00cf92000000ffffn, true);
-  v.setBigUint64(0x18, 0x00cffa000000ffffn, true);
-  v.setBigUint64(0x20, 0x00cff2000000ffffn, true);
-  v.setBigUint64(0x28, 0x00affa000000ffffn, true);
-  const limit = 0x67n;
-  const base = BigInt(tssBase);
-  const lo = limit | ((base & 0xffffffn) << 16n) | (0x89n << 40n) | (((base >> 24n) & 0xffn) << 56n);
-  v.setBigUint64(0x30, lo, true);
-  v.setBigUint64(0x38, base >> 32n, true);
-  return gdt;
+  return buildGdt(0x40, [
+    [0x08, DESCRIPTOR.code64], [0x10, DESCRIPTOR.data], [0x18, DESCRIPTOR.userCode32], [0x20, DESCRIPTOR.userData], [0x28, DESCRIPTOR.userCode64],
+  ], { at: 0x30, base: tssBase });
 }
 
 void test('ring 3 round trips: IRETQ, INT through a DPL-3 gate with RSP0, IST, SYSCALL/SYSRET, #GP for CLI', async () => {
-  const tss = new Uint8Array(0x68);
-  const tv = new DataView(tss.buffer);
-  tv.setBigUint64(4, 0x90000n, true); // RSP0
-  tv.setBigUint64(0x24, 0xa0000n, true); // IST1
-  tv.setUint16(0x66, 0x68, true);
+  const tss = buildTss(0x90000, 0xa0000);
   const code = assemble(`${ASM_STORE_MACRO}${ASM_IDT_MACROS}
     mov r13, 0x200000
     gate 0x80, int80, 0xee00
@@ -188,10 +176,7 @@ after_syscall32:
 });
 
 void test('SYSCALL/SYSRET single-step by TF after the instruction: no #DB after a SYSCALL that masks TF, #DB after a SYSRET that sets it', async () => {
-  const tss = new Uint8Array(0x68);
-  const tv = new DataView(tss.buffer);
-  tv.setBigUint64(4, 0x90000n, true); // RSP0
-  tv.setUint16(0x66, 0x68, true);
+  const tss = buildTss(0x90000);
   const code = assemble(`${ASM_IDT_MACROS}${ASM_STORE_MACRO}
     mov r13, 0x200000
     gate 1, db

@@ -8,7 +8,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, longModeState, softRunner } from './test-support.js';
+import { ASM_IDT_MACROS, ASM_STORE_MACRO, assemble, buildGdt, buildTss, DESCRIPTOR, longModeState, softRunner } from './test-support.js';
 
 const PML4 = 0x9000;
 const GDT = 0x310000;
@@ -38,21 +38,17 @@ function protectionPageTables(): Array<{ address: number; bytes: Uint8Array }> {
 
 /** GDT: 0x08 kernel code64, 0x10 kernel data, 0x20 user data, 0x28 user code64, 0x30 TSS; and the TSS with IST1. */
 function gdtAndTss(): Array<{ address: number; bytes: Uint8Array }> {
-  const gdt = new Uint8Array(0x40);
-  const v = new DataView(gdt.buffer);
-  v.setBigUint64(0x08, 0x00af9a000000ffffn, true);
-  v.setBigUint64(0x10, 0x00cf92000000ffffn, true);
-  v.setBigUint64(0x20, 0x00cff2000000ffffn, true);
-  v.setBigUint64(0x28, 0x00affa000000ffffn, true);
-  const base = BigInt(TSS);
-  v.setBigUint64(0x30, 0x67n | ((base & 0xffffffn) << 16n) | (0x89n << 40n) | (((base >> 24n) & 0xffn) << 56n), true);
-  const tss = new Uint8Array(0x68);
-  const tv = new DataView(tss.buffer);
-  tv.setBigUint64(4, 0x90000n, true); // RSP0
-  tv.setBigUint64(0x24, 0xa0000n, true); // IST1
-  tv.setUint16(0x66, 0x68, true);
-  return [{ address: GDT, bytes: gdt }, { address: TSS, bytes: tss }];
+  const gdt = buildGdt(0x40, [[0x08, DESCRIPTOR.code64], [0x10, DESCRIPTOR.data], [0x20, DESCRIPTOR.userData], [0x28, DESCRIPTOR.userCode64]], { at: 0x30, base: TSS });
+  return [{ address: GDT, bytes: gdt }, { address: TSS, bytes: buildTss(0x90000, 0xa0000) }];
 }
+
+/** IRETQ to ring 3 at USER_CODE (code 0x2b, stack 0x23 at USER_CODE + 1 MiB, IOPL 3). */
+const IRET_TO_USER = `push 0x23
+    push ${USER_CODE + 0x100000}
+    push 0x3002
+    push 0x2b
+    push ${USER_CODE}
+    iretq`;
 
 /** Macros: `st reg` appends to r13's list; `gate vec, handler[, attr]` writes a 64-bit IDT gate; `load_idt`. */
 const MACROS = `${ASM_STORE_MACRO}${ASM_IDT_MACROS}`;
@@ -193,12 +189,7 @@ r1:
     mov rax, cr4
     or rax, 0x100000
     mov cr4, rax
-    push 0x23
-    push ${USER_CODE + 0x100000}
-    push 0x3002
-    push 0x2b
-    push ${USER_CODE}
-    iretq
+    ${IRET_TO_USER}
   `, `
     mov rbx, qword ptr [${USER_DATA + 8}]
     lea r15, [rip + done]
@@ -279,12 +270,7 @@ r5:
     xor edx, edx
     wrpkru
     mov rbx, 0x77
-    push 0x23
-    push ${USER_CODE + 0x100000}
-    push 0x3002
-    push 0x2b
-    push ${USER_CODE}
-    iretq
+    ${IRET_TO_USER}
   `, `
     lea r15, [rip + next]
     mov rbx, qword ptr [${USER_DATA}]

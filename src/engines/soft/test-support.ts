@@ -157,15 +157,46 @@ export function identityPageTables(at: number): Array<{ address: number; bytes: 
   return [{ address: at, bytes: pml4 }, { address: at + 0x1000, bytes: pdpt }, { address: at + 0x2000, bytes: pd }, { address: at + 0x3000, bytes: testGdt() }];
 }
 
+/** Flat descriptors (base 0, limit 4 GiB) the soft CPU tests put in their GDTs. */
+export const DESCRIPTOR = {
+  code64: 0x00af9a000000ffffn,
+  data: 0x00cf92000000ffffn,
+  code32: 0x00cf9a000000ffffn,
+  userCode32: 0x00cffa000000ffffn,
+  userData: 0x00cff2000000ffffn,
+  userCode64: 0x00affa000000ffffn,
+} as const;
+
+/**
+ * A GDT of `size` bytes: each [byte offset, descriptor] of `entries`, and
+ * with `tss` a 16-byte 64-bit TSS descriptor (limit 0x67, available) at
+ * `tss.at` for a TSS at `tss.base`.
+ */
+export function buildGdt(size: number, entries: Array<[number, bigint]>, tss?: { at: number; base: number }): Uint8Array {
+  const gdt = new Uint8Array(size);
+  const v = new DataView(gdt.buffer);
+  for (const [at, d] of entries) v.setBigUint64(at, d, true);
+  if (tss !== undefined) {
+    const base = BigInt(tss.base);
+    v.setBigUint64(tss.at, 0x67n | ((base & 0xffffffn) << 16n) | (0x89n << 40n) | (((base >> 24n) & 0xffn) << 56n), true);
+    v.setBigUint64(tss.at + 8, base >> 32n, true);
+  }
+  return gdt;
+}
+
+/** A 64-bit TSS (0x68 bytes, no I/O bitmap) with RSP0 and, when given, IST1. */
+export function buildTss(rsp0: number, ist1?: number): Uint8Array {
+  const tss = new Uint8Array(0x68);
+  const v = new DataView(tss.buffer);
+  v.setBigUint64(4, BigInt(rsp0), true);
+  if (ist1 !== undefined) v.setBigUint64(0x24, BigInt(ist1), true);
+  v.setUint16(0x66, 0x68, true);
+  return tss;
+}
+
 /** The GDT longModeState() expects (at pml4 + 0x3000): 0x08 64-bit code, 0x10 data, 0x18 32-bit code, 0x20 user data. */
 export function testGdt(): Uint8Array {
-  const gdt = new Uint8Array(40);
-  const v = new DataView(gdt.buffer);
-  v.setBigUint64(8, 0x00af9a000000ffffn, true);
-  v.setBigUint64(16, 0x00cf92000000ffffn, true);
-  v.setBigUint64(24, 0x00cf9a000000ffffn, true);
-  v.setBigUint64(32, 0x00cff2000000ffffn, true);
-  return gdt;
+  return buildGdt(40, [[8, DESCRIPTOR.code64], [16, DESCRIPTOR.data], [24, DESCRIPTOR.code32], [32, DESCRIPTOR.userData]]);
 }
 
 /** A 64-bit long-mode state at CPL 0 with paging via tables at `pml4` (see identityPageTables). */
