@@ -90,7 +90,7 @@ export function buildDispatcher(memory: MemorySpec): Uint8Array {
   });
 }
 
-/** Pushes RFLAGS (CF PF ZF SF OF exact) from the lazy record in W_LAZY and W_FLAGS_BASE. */
+/** Pushes RFLAGS: CF PF AF ZF SF OF from the lazy record in W_LAZY, the other bits from W_FLAGS_BASE. */
 function flagsIn(w: CodeWriter): void {
   const lazy = (i: number): number => word(W_LAZY + i);
   w.get(ST).mem(Op.i32Load, 2, lazy(0)).tee(OP).op(Op.i32Eqz).if(I32);

@@ -251,7 +251,8 @@ export class Jit {
     w[W_EX_SET] = cpu.cpl === 3 ? EX_SET_USER : EX_SET_SUPERVISOR;
     w[W_BUDGET] = cpu.jitLimit - cpu.instructions;
     w[W_CHAINED] = 0;
-    // The dispatcher evaluates records of 32- and 64-bit operations only.
+    // An interpreter record of an 8- or 16-bit operation is materialised into RFLAGS first (blocks' own records of
+    // every size the dispatcher evaluates).
     if (cpu.lazyOp !== L_NONE && cpu.lazySize !== 4 && cpu.lazySize !== 8) { cpu.flags = cpu.getFlags(); cpu.lazyOp = L_NONE; }
     w[W_FLAGS_BASE] = cpu.flags;
     w[W_LAZY] = cpu.lazyOp; w[W_LAZY + 1] = cpu.lazySize;

@@ -22,7 +22,7 @@ export const W_BUDGET = 13; // instructions the batch still allows (a self-loopi
 export const W_EXIT = 14; // set by the block: EXIT_CHAIN or EXIT_EARLY
 export const W_RIP = 16; // 2 words (i64): set by the block, the RIP the vCPU continues at
 export const W_EX_SET = 18; // exec TLB set base (entries) at the current CPL (the dispatcher's chaining check)
-export const W_FLAGS_BASE = 19; // RFLAGS at dispatcher entry (arithmetic bits valid while the W_LAZY op is L_NONE)
+export const W_FLAGS_BASE = 19; // RFLAGS at dispatcher entry: its non-arithmetic bits (arithmetic ones come from W_LAZY; for L_NONE its result word)
 export const W_CHAINED = 20; // blocks run by the dispatcher (statistics; JS resets it)
 export const W_COUNT = 32;
 /** W_EXIT values: the block ended (at its end or a branch; another block may follow at W_RIP)... */

@@ -43,6 +43,9 @@ import {
   EXIT_CHAIN, EXIT_EARLY, S_HI, S_LO, S_SEG_BASE, S_TLB_OFF, S_TLB_TAG, S_WORDS, W_BUDGET, W_EXIT, W_FLAGS_IN, W_LAZY, W_RD_SET, W_RIP, W_WR_SET,
 } from './state-layout.js';
 
+/** Decoder record fields that name a GPR (registersUsed). */
+const REGISTER_FIELDS = [D_REG, D_RM, D_BASE, D_INDEX] as const;
+
 /** Most instructions per block. */
 const MAX_BLOCK = 64;
 
@@ -332,7 +335,7 @@ class BlockBuilder {
     let mask = 0xf;
     for (let k = 0; k < this.count; k++) {
       const b = k * D_STRIDE;
-      for (const field of [D_REG, D_RM, D_BASE, D_INDEX]) {
+      for (const field of REGISTER_FIELDS) {
         const n = r[b + field];
         if (n >= 0) mask |= 1 << (n & 15);
       }
